@@ -1,0 +1,289 @@
+"""Export IN-9 as a Hub-ready dataset repository (spec §3.4); the only module that writes the output folder.
+
+```
+OUT/README.md                              dataset card: YAML configs: + dataset_info:
+OUT/in9_export.json                        machine-readable summary with a fingerprint per config
+OUT/<config>/test-00000-of-0000N.parquet   image bytes embedded (and train-... where the source has train)
+```
+Atomic: everything is written into a hidden sibling folder that is renamed into place only when complete; a
+failure or an interrupt removes it and leaves an existing ``OUT`` untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .classes import CLASS_NAMES, CONFIGS
+from .errors import In9Error
+from .fingerprint import parquet_fingerprint
+
+SCHEMA = "in9-export/1"
+SUMMARY_FILE = "in9_export.json"
+MAX_SHARD_SIZE = "500MB"
+
+
+def parse_variants(variants: Sequence[str] | str | None) -> list[str]:
+    """The configs to export, in the canonical order; ``None`` = all 9. Accepts ``"a,b"`` strings too."""
+    if variants is None:
+        return list(CONFIGS)
+    if isinstance(variants, str):
+        variants = [v for v in variants.split(",") if v.strip()]
+    names = [v.strip() for v in variants]
+    unknown = [v for v in names if v not in CONFIGS]
+    if unknown:
+        raise In9Error(f"--variants: unknown variant {unknown[0]!r}; choose from {', '.join(CONFIGS)}")
+    if not names:
+        raise In9Error("--variants: no variant given; choose from " + ", ".join(CONFIGS))
+    return [c for c in CONFIGS if c in names]
+
+
+def _package_version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _move_shards(config_dir: Path, split: str) -> list[str]:
+    """Rename datasets' ``in9-<split>[-k-of-n].parquet`` files to ``<split>-0000k-of-0000N.parquet``."""
+    produced = sorted(config_dir.glob(f"in9-{split}*.parquet"))
+    names = []
+    for index, path in enumerate(produced):
+        name = f"{split}-{index:05d}-of-{len(produced):05d}.parquet"
+        path.rename(config_dir / name)
+        names.append(name)
+    return names
+
+
+def _export_config(config: str, config_dir: Path, builder_kwargs: dict, num_proc: int) -> dict[str, Any]:
+    from .builder import In9
+
+    builder = In9(config_name=config, **builder_kwargs)
+    builder.download_and_prepare(
+        output_dir=str(config_dir),
+        file_format="parquet",
+        num_proc=num_proc if num_proc > 1 else None,
+        max_shard_size=MAX_SHARD_SIZE,
+    )
+    info = builder.info
+    num_rows: dict[str, int] = {}
+    files: dict[str, list[str]] = {}
+    fingerprints: dict[str, str] = {}
+    for split in info.splits:
+        files[split] = _move_shards(config_dir, split)
+        fingerprints[split], num_rows[split] = parquet_fingerprint(str(config_dir / f) for f in files[split])
+    for leftover in config_dir.iterdir():  # dataset_info.json, lock files: not part of the repository
+        if leftover.suffix != ".parquet":
+            shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+    return {
+        "fingerprint": fingerprints["test"] if "test" in fingerprints else next(iter(fingerprints.values())),
+        "fingerprints": fingerprints,
+        "num_rows": num_rows,
+        "files": files,
+        "info": info,
+    }
+
+
+def _card_data(results: dict[str, dict], default: str) -> dict:
+    """The YAML front matter: ``configs:`` (data files per split) and ``dataset_info:``."""
+    from datasets.info import DatasetInfosDict
+    from huggingface_hub import DatasetCardData
+
+    card_data = DatasetCardData(
+        license="other",
+        pretty_name="ImageNet-9 (IN-9) backgrounds challenge",
+        task_categories=["image-classification"],
+        tags=["in9", "backgrounds-challenge", "robustness"],
+    )
+    card_data.configs = [
+        {
+            "config_name": config,
+            "data_files": [{"split": split, "path": f"{config}/{split}-*"} for split in result["num_rows"]],
+            **({"default": True} if config == default else {}),
+        }
+        for config, result in results.items()
+    ]
+    DatasetInfosDict({config: result["info"] for config, result in results.items()}).to_dataset_card_data(
+        card_data
+    )
+    return card_data.to_dict()
+
+
+def _card_context(summary: dict) -> dict:
+    """The template context of ``hub_cards/dataset_card.md``.
+
+    Keys: ``source`` (str), ``edition`` ("official" | "seeded"), ``seed`` (int | None),
+    ``source_params`` (dict), ``package_version`` (str), ``class_names`` (the 9 names in label order),
+    ``splits`` (split names), ``configs`` (list of {name, num_rows (test rows), num_rows_by_split (dict),
+    fingerprint (test), fingerprints (dict by split)}), ``export_file`` (the summary file name).
+    """
+    configs = [
+        {
+            "name": name,
+            "num_rows": entry["num_rows"].get("test", sum(entry["num_rows"].values())),
+            "num_rows_by_split": entry["num_rows"],
+            "fingerprint": entry["fingerprint"],
+            "fingerprints": entry["fingerprints"],
+        }
+        for name, entry in summary["configs"].items()
+    ]
+    splits = sorted({s for entry in summary["configs"].values() for s in entry["num_rows"]})
+    return {
+        "source": summary["source"],
+        "edition": summary["edition"],
+        "seed": summary["seed"],
+        "source_params": summary["source_params"],
+        "package_version": summary["package_version"],
+        "class_names": list(CLASS_NAMES),
+        "splits": splits,
+        "configs": configs,
+        "export_file": SUMMARY_FILE,
+    }
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and not overwrite:
+        raise In9Error(f"{out} already exists; pass --overwrite to replace it or choose another --out")
+    if out.exists() and not out.is_dir():
+        raise In9Error(f"{out} exists and is not a folder; choose another --out")
+
+
+def export(
+    source: str,
+    out: str | os.PathLike,
+    *,
+    seed: int | None = None,
+    variants: Sequence[str] | str | None = None,
+    data_dir: str | os.PathLike | None = None,
+    source_kwargs: dict | None = None,
+    num_proc: int = 2,
+    overwrite: bool = False,
+    image_format: str = "png",
+    push_to_hub: str | None = None,
+    splits: Sequence[str] | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> Path:
+    """Write the Hub-ready IN-9 folder ``out`` from ``source`` and return its path.
+
+    ``seed=None`` is the official edition (release files byte for byte; seed 0 for sources without official
+    files). ``variants`` selects configs (default all 9); ``splits`` selects splits (default every split the
+    source has). ``num_proc`` worker processes generate each config; the output does not depend on it.
+    """
+    from .builder import IMAGE_FORMATS, In9, edition_seed
+    from .sources import get_source, resolve_source_kwargs
+
+    out = Path(out).absolute()
+    configs = parse_variants(variants)
+    if image_format not in IMAGE_FORMATS:
+        raise In9Error(f"--image-format {image_format!r}: choose png or jpeg")
+    if num_proc < 1:
+        raise In9Error(f"--num-proc {num_proc}: use 1 or more")
+    _check_out(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    builder_kwargs = {
+        "source": source,
+        "seed": seed,
+        "data_dir": None if data_dir is None else str(data_dir),
+        "source_kwargs": dict(source_kwargs or {}),
+        "image_format": image_format,
+        "splits": None if splits is None else tuple(splits),
+        "cache_dir": None if cache_dir is None else str(cache_dir),
+    }
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        # Resolve the data location once (a URL or tarball is downloaded / extracted here, then reused).
+        probe = In9(config_name=configs[0], **builder_kwargs)
+        resolved = resolve_source_kwargs(
+            source, builder_kwargs["data_dir"], builder_kwargs["source_kwargs"], _download_manager(probe)
+        )
+        source_obj = get_source(source, **resolved)
+        builder_kwargs.update(data_dir=None, source_kwargs=resolved)
+        used_seed = edition_seed(source_obj, seed)
+        results = {c: _export_config(c, staging / c, builder_kwargs, num_proc) for c in configs}
+        summary = {
+            "schema": SCHEMA,
+            "source": source,
+            "edition": "official" if used_seed is None else "seeded",
+            "seed": used_seed,
+            "source_params": source_obj.params(),
+            "image_format": image_format,
+            "configs": {
+                c: {
+                    "fingerprint": r["fingerprint"],
+                    "fingerprints": r["fingerprints"],
+                    "num_rows": r["num_rows"],
+                }
+                for c, r in results.items()
+            },
+            "package_version": _package_version(),
+        }
+        (staging / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
+        from hub_cards import render_dataset_card
+
+        default = "original" if "original" in results else configs[0]
+        card = render_dataset_card(_card_data(results, default), _card_context(summary))
+        (staging / "README.md").write_text(card)
+        for leftover in staging.glob("*.lock"):  # datasets' builder locks, not part of the repository
+            leftover.unlink()
+        _replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if push_to_hub:
+        push_folder(out, push_to_hub)
+    return out
+
+
+def _download_manager(builder):
+    """A download manager that caches where the builder's own would (``<cache_dir>/downloads``)."""
+    from datasets import DownloadConfig, DownloadManager
+
+    config = DownloadConfig(cache_dir=builder._cache_downloaded_dir, use_etag=False)
+    return DownloadManager(dataset_name="in9", download_config=config)
+
+
+def _replace(staging: Path, out: Path) -> None:
+    """Move the finished folder into place; an existing ``out`` is swapped out first and removed after."""
+    if not out.exists():
+        staging.rename(out)
+        return
+    retired = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    retired.rmdir()
+    out.rename(retired)
+    try:
+        staging.rename(out)
+    except BaseException:
+        retired.rename(out)
+        raise
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def read_summary(export_dir: str | os.PathLike) -> dict:
+    """The ``in9_export.json`` of an export folder."""
+    path = Path(export_dir) / SUMMARY_FILE
+    if not path.is_file():
+        raise In9Error(f"{path} not found: {export_dir} is not an in9-build export (run `in9-build export`)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise In9Error(f"{path} is not valid JSON ({err}); re-run `in9-build export`") from None
+
+
+def push_folder(folder: Path, repo_id: str) -> str:
+    """Upload an export folder as the Hub dataset repository ``repo_id`` (needs network and a token)."""
+    from huggingface_hub import HfApi
+
+    if repo_id.count("/") != 1:
+        raise In9Error(f"--push-to-hub {repo_id!r}: give ORG/NAME")
+    api = HfApi()
+    api.create_repo(repo_id, repo_type="dataset", exist_ok=True)
+    commit = api.upload_folder(
+        repo_id=repo_id, folder_path=str(folder), repo_type="dataset", commit_message="in9-build export"
+    )
+    return str(commit)

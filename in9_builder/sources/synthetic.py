@@ -1,0 +1,279 @@
+"""The synthetic source: procedural IN-9-like scenes, no download (spec §3.2).
+
+Each class has its own foreground *shape* (random colour, position, scale and rotation, so the outline is
+the only foreground cue) and its own background *texture family and palette*. With probability
+``bg_correlation`` a scene's background comes from its own class's family, otherwise from a uniformly drawn
+other class: backgrounds are a strong, easy cue, which lets the offline demo reproduce the paper's finding.
+
+Every scene is a pure function of (seed, split, label, index), so any scene can be regenerated on demand (the
+mixed variants use that to fetch backgrounds without holding the set in memory).
+"""
+
+from __future__ import annotations
+
+import colorsys
+import functools
+import math
+import re
+import shutil
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from ..classes import CLASS_FOLDERS, IMAGE_VARIANTS, MIXED_VARIANTS, NUM_CLASSES
+from ..errors import In9Error
+from ..render import draw_backgrounds, render_variant
+from ..scene import Scene
+
+SPLITS = ("test", "train")
+# Fake ImageNet-style WordNet ids, one per class, so that ids look like real stems (n99000003_00012).
+FAKE_WNIDS: tuple[str, ...] = tuple(f"n{99_000_000 + c:08d}" for c in range(NUM_CLASSES))
+_TRAIN_INDEX_OFFSET = 50_000  # train stems never collide with test stems
+_ID_RE = re.compile(r"^n(\d{8})_(\d{5})$")
+_SPLIT_CODES = {"test": 1, "train": 2}
+
+
+def synthetic_image_id(label: int, index: int, split: str = "test") -> str:
+    """The stem of scene ``index`` of class ``label``: ``<fake wnid>_<5 digits>``."""
+    offset = _TRAIN_INDEX_OFFSET if split == "train" else 0
+    return f"{FAKE_WNIDS[label]}_{index + offset:05d}"
+
+
+def _parse_image_id(image_id: str) -> tuple[int, int]:
+    match = _ID_RE.match(image_id)
+    if not match or match.group(0)[:9] not in FAKE_WNIDS:
+        raise In9Error(f"{image_id!r} is not a synthetic image id (expected e.g. {synthetic_image_id(0, 7)})")
+    label = FAKE_WNIDS.index(image_id[:9])
+    index = int(match.group(2)) % _TRAIN_INDEX_OFFSET
+    return label, index
+
+
+def _rgb(hue: float, sat: float, val: float) -> np.ndarray:
+    return np.array(colorsys.hsv_to_rgb(hue % 1.0, min(max(sat, 0.0), 1.0), min(max(val, 0.0), 1.0))) * 255.0
+
+
+@functools.lru_cache(maxsize=8)
+def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    # Pixel-centre-free coordinate grids, cached: every scene of a size uses the same ones (read-only).
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    ys.setflags(write=False)
+    xs.setflags(write=False)
+    return ys, xs
+
+
+def _texture(family: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A background of texture family ``family`` (0..8) in that family's palette, float32 HxWx3 in 0..255."""
+    ys, xs = (g / size for g in _grid(size))
+    freq = rng.uniform(3.0, 7.0)
+    phase = rng.uniform(0, 2 * math.pi)
+    angle = rng.uniform(0, math.pi)
+    if family == 0:  # horizontal stripes
+        t = np.sin(2 * math.pi * freq * ys + phase) > 0
+    elif family == 1:  # vertical stripes
+        t = np.sin(2 * math.pi * freq * xs + phase) > 0
+    elif family == 2:  # checkerboard
+        t = (np.floor(xs * freq + phase) + np.floor(ys * freq)) % 2 == 0
+    elif family == 3:  # diagonal stripes
+        t = np.sin(2 * math.pi * freq * (xs + ys) / math.sqrt(2) + phase) > 0
+    elif family == 4:  # dot grid
+        t = ((xs * freq + phase) % 1 - 0.5) ** 2 + ((ys * freq) % 1 - 0.5) ** 2 < 0.08
+    elif family == 5:  # concentric rings around a random centre
+        cx, cy = rng.uniform(0, 1, size=2)
+        t = np.sin(2 * math.pi * freq * np.hypot(xs - cx, ys - cy) + phase) > 0
+    elif family == 6:  # smooth linear gradient at a random angle
+        t = np.clip(0.5 + (math.cos(angle) * (xs - 0.5) + math.sin(angle) * (ys - 0.5)), 0, 1)
+    elif family == 7:  # soft blobs
+        t = 0.5 + 0.5 * np.sin(2 * math.pi * freq / 2 * xs + phase) * np.sin(
+            2 * math.pi * freq / 2 * ys + angle
+        )
+    else:  # wavy stripes
+        t = np.sin(2 * math.pi * freq * (ys + 0.08 * np.sin(2 * math.pi * 2 * xs + angle)) + phase) > 0
+    hue = family / NUM_CLASSES + rng.uniform(-0.02, 0.02)
+    light = _rgb(hue, 0.45 + rng.uniform(-0.1, 0.1), 0.9 + rng.uniform(-0.08, 0.08))
+    dark = _rgb(hue, 0.85 + rng.uniform(-0.1, 0.1), 0.45 + rng.uniform(-0.1, 0.1))
+    t = t.astype(np.float32)[..., None]
+    return light * (1 - t) + dark * t
+
+
+def _shape_mask(label: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """The class's shape at a random position, scale and rotation: H x W bool."""
+    radius = rng.uniform(0.18, 0.34) * size
+    cx, cy = rng.uniform(radius + 1, size - radius - 2, size=2)
+    rot = rng.uniform(0, 2 * math.pi)
+    ys, xs = _grid(size)
+    dx, dy = (xs + 0.5 - cx) / radius, (ys + 0.5 - cy) / radius
+    u = math.cos(rot) * dx + math.sin(rot) * dy
+    v = -math.sin(rot) * dx + math.cos(rot) * dy
+    rho, theta = np.hypot(u, v), np.arctan2(v, u)
+
+    def polygon(sides: int) -> np.ndarray:
+        sector = 2 * math.pi / sides
+        return rho * np.cos((theta % sector) - sector / 2) <= math.cos(sector / 2)
+
+    if label == 0:  # dog: disc
+        return rho <= 0.9
+    if label == 1:  # bird: triangle
+        return polygon(3)
+    if label == 2:  # wheeled vehicle: square
+        return polygon(4)
+    if label == 3:  # reptile: plus-shaped cross
+        return ((np.abs(u) <= 0.3) & (np.abs(v) <= 1)) | ((np.abs(v) <= 0.3) & (np.abs(u) <= 1))
+    if label == 4:  # carnivore: ring
+        return (rho <= 1) & (rho >= 0.55)
+    if label == 5:  # insect: five-pointed star
+        return rho <= 0.55 + 0.45 * np.cos(5 * theta)
+    if label == 6:  # musical instrument: hexagon
+        return polygon(6)
+    if label == 7:  # primate: crescent
+        return (rho <= 1) & (np.hypot(u - 0.45, v) > 0.8)
+    return (u / 1.0) ** 2 + (v / 0.42) ** 2 <= 1  # fish: elongated ellipse
+
+
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1])
+
+
+class SyntheticSource:
+    """Procedural scenes for every class, deterministic in ``seed``.
+
+    per_class: test scenes per class (the release has 450); train_per_class: train scenes per class (None =
+    the same as per_class, 0 = no train split); size: square image side; bg_correlation: probability that a
+    scene's background family is its own class's.
+    """
+
+    name = "synthetic"
+    has_bboxes = True
+    has_official_files = False
+
+    def __init__(
+        self,
+        per_class: int = 450,
+        size: int = 224,
+        seed: int = 0,
+        bg_correlation: float = 0.9,
+        train_per_class: int | None = None,
+    ) -> None:
+        if per_class < 2:
+            raise In9Error(
+                f"synthetic source: per_class={per_class}; use at least 2 (mixed_same needs two per class)"
+            )
+        if size < 16:
+            raise In9Error(f"synthetic source: size={size}; use at least 16 pixels")
+        if not 0.0 <= bg_correlation <= 1.0:
+            raise In9Error(f"synthetic source: bg_correlation={bg_correlation} must be between 0 and 1")
+        self.per_class = int(per_class)
+        self.size = int(size)
+        self.seed = int(seed)
+        self.bg_correlation = float(bg_correlation)
+        self.train_per_class = self.per_class if train_per_class is None else int(train_per_class)
+        if self.train_per_class < 0 or self.train_per_class == 1:
+            raise In9Error(
+                f"synthetic source: train_per_class={train_per_class}; use 0 (no train split) or >= 2"
+            )
+
+    @classmethod
+    def resolve_kwargs(cls, data_dir, source_kwargs: dict, dl_manager=None) -> dict:
+        if data_dir is not None:
+            raise In9Error("the synthetic source reads no data: drop --data-dir (or use --source release)")
+        return dict(source_kwargs)
+
+    def params(self) -> dict:
+        """The parameters that determine the data (recorded in the export summary)."""
+        return {
+            "per_class": self.per_class,
+            "train_per_class": self.train_per_class,
+            "size": self.size,
+            "seed": self.seed,
+            "bg_correlation": self.bg_correlation,
+        }
+
+    def splits(self) -> list[str]:
+        return ["test", "train"] if self.train_per_class else ["test"]
+
+    def _count(self, split: str) -> int:
+        if split not in self.splits():
+            raise In9Error(f"synthetic source has no split {split!r}; choose one of {self.splits()}")
+        return self.per_class if split == "test" else self.train_per_class
+
+    def labels(self, split: str) -> dict[str, int]:
+        """``{image_id: label}`` of the split (cheap: no image is generated)."""
+        count = self._count(split)
+        return {synthetic_image_id(c, i, split): c for c in range(NUM_CLASSES) for i in range(count)}
+
+    def scene(self, split: str, image_id: str) -> Scene:
+        """Scene ``image_id`` of ``split``, regenerated from (seed, split, label, index)."""
+        label, index = _parse_image_id(image_id)
+        if index >= self._count(split):
+            raise In9Error(f"{image_id} is not in the {split} split of this synthetic source")
+        return self._make_scene(split, label, index)
+
+    def scenes(self, split: str) -> Iterator[Scene]:
+        """All scenes of ``split`` sorted by (label, image_id), generated one at a time."""
+        count = self._count(split)
+        for label in range(NUM_CLASSES):
+            for index in range(count):
+                yield self._make_scene(split, label, index)
+
+    def _make_scene(self, split: str, label: int, index: int) -> Scene:
+        rng = np.random.Generator(
+            np.random.PCG64(np.random.SeedSequence([self.seed, _SPLIT_CODES[split], label, index, 0x1A9]))
+        )
+        if rng.random() < self.bg_correlation:
+            family = label
+        else:
+            family = int((label + 1 + rng.integers(NUM_CLASSES - 1)) % NUM_CLASSES)
+        background = _texture(family, self.size, rng)
+        background += 6.0 * rng.standard_normal(size=background.shape, dtype=np.float32)
+        shape = _shape_mask(label, self.size, rng)
+        colour = _rgb(rng.uniform(0, 1), rng.uniform(0.3, 1.0), rng.uniform(0.35, 1.0))
+        shading = np.linspace(1.0, 0.8, self.size, dtype=np.float32)[:, None, None]
+        image = np.where(shape[..., None], colour * shading, background)
+        image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+        mask = shape.astype(np.uint8)
+        return Scene(synthetic_image_id(label, index, split), label, image, mask, _bbox(shape))
+
+    # --- the fake release ---------------------------------------------------------------------------------
+
+    def write_release(self, out: str | Path, *, tarball: bool = False, quality: int = 95) -> Path:
+        """Write the test split in the exact layout of the original release, rendered with this source's seed.
+
+        ``out/bg_challenge/<variant>/val/<NN_name>/<stem>.JPEG`` for the 8 variants (mixed files named
+        ``fg_<stem>_bg_<stem>.JPEG``), masks as ``fg_mask/val/<NN_name>/<stem>.npy``. With ``tarball`` the
+        folder is packed into ``out/backgrounds_challenge_data.tar.gz`` (and removed) like the real download.
+        Returns the folder that holds ``bg_challenge`` or the tarball path.
+        """
+        from PIL import Image
+
+        out = Path(out)
+        root = out / "bg_challenge"
+        if root.exists():
+            raise In9Error(f"{root} already exists; remove it or choose another --out")
+        labels = self.labels("test")
+        pairings = {v: draw_backgrounds(self.seed, labels, v) for v in MIXED_VARIANTS}
+        for variant in (*IMAGE_VARIANTS, "fg_mask"):
+            for folder in CLASS_FOLDERS:
+                (root / variant / "val" / folder).mkdir(parents=True, exist_ok=True)
+        for scene in self.scenes("test"):
+            folder = CLASS_FOLDERS[scene.label]
+            np.save(root / "fg_mask" / "val" / folder / f"{scene.image_id}.npy", scene.mask)
+            for variant in IMAGE_VARIANTS:
+                if variant in MIXED_VARIANTS:
+                    bg_id = pairings[variant][scene.image_id]
+                    pixels = render_variant(variant, scene, self.scene("test", bg_id))
+                    stem = f"fg_{scene.image_id}_bg_{bg_id}"
+                else:
+                    pixels = render_variant(variant, scene)
+                    stem = scene.image_id
+                Image.fromarray(pixels).save(
+                    root / variant / "val" / folder / f"{stem}.JPEG", quality=quality
+                )
+        if not tarball:
+            return out
+        archive = out / "backgrounds_challenge_data.tar.gz"
+        with tarfile.open(archive, "w:gz") as tar:
+            tar.add(root, arcname="bg_challenge")
+        shutil.rmtree(root)
+        return archive
