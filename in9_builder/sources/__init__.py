@@ -35,6 +35,7 @@ OFFICIAL_WHEN_SEEDED: tuple[str, ...] = ("original", "only_bg_b", "only_bg_t", "
 _REGISTRY: dict[str, str] = {
     "synthetic": "in9_builder.sources.synthetic:SyntheticSource",
     "release": "in9_builder.sources.release:ReleaseSource",
+    "imagenet": "in9_builder.sources.imagenet:ImagenetSource",
 }
 
 
