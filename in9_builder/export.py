@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .classes import CLASS_NAMES, CONFIGS
+from .classes import CONFIGS
 from .errors import In9Error
 from .fingerprint import parquet_fingerprint
 
@@ -94,12 +94,7 @@ def _card_data(results: dict[str, dict], default: str) -> dict:
     from datasets.info import DatasetInfosDict
     from huggingface_hub import DatasetCardData
 
-    card_data = DatasetCardData(
-        license="other",
-        pretty_name="ImageNet-9 (IN-9) backgrounds challenge",
-        task_categories=["image-classification"],
-        tags=["in9", "backgrounds-challenge", "robustness"],
-    )
+    card_data = DatasetCardData()  # license, pretty name, tags: hub_cards' defaults for the source
     card_data.configs = [
         {
             "config_name": config,
@@ -114,36 +109,12 @@ def _card_data(results: dict[str, dict], default: str) -> dict:
     return card_data.to_dict()
 
 
-def _card_context(summary: dict) -> dict:
-    """The template context of ``hub_cards/dataset_card.md``.
-
-    Keys: ``source`` (str), ``edition`` ("official" | "seeded"), ``seed`` (int | None),
-    ``source_params`` (dict), ``package_version`` (str), ``class_names`` (the 9 names in label order),
-    ``splits`` (split names), ``configs`` (list of {name, num_rows (test rows), num_rows_by_split (dict),
-    fingerprint (test), fingerprints (dict by split)}), ``export_file`` (the summary file name).
-    """
-    configs = [
-        {
-            "name": name,
-            "num_rows": entry["num_rows"].get("test", sum(entry["num_rows"].values())),
-            "num_rows_by_split": entry["num_rows"],
-            "fingerprint": entry["fingerprint"],
-            "fingerprints": entry["fingerprints"],
-        }
-        for name, entry in summary["configs"].items()
-    ]
-    splits = sorted({s for entry in summary["configs"].values() for s in entry["num_rows"]})
-    return {
-        "source": summary["source"],
-        "edition": summary["edition"],
-        "seed": summary["seed"],
-        "source_params": summary["source_params"],
-        "package_version": summary["package_version"],
-        "class_names": list(CLASS_NAMES),
-        "splits": splits,
-        "configs": configs,
-        "export_file": SUMMARY_FILE,
-    }
+def _card_context(summary: dict, gallery: str | None) -> dict:
+    """The template context of ``hub_cards/dataset_card.md``: the ``in9_export.json`` summary (schema, source,
+    edition, seed, source_params, image_format, configs {name: {fingerprint, fingerprints, num_rows}},
+    package_version) plus ``gallery`` (the gallery image's file name in the folder, or None).
+    ``hub_cards.dataset_card_context`` completes it with everything that does not depend on the export."""
+    return {**summary, "gallery": gallery}
 
 
 def _check_out(out: Path, overwrite: bool) -> None:
@@ -224,10 +195,14 @@ def export(
             "package_version": _package_version(),
         }
         (staging / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
-        from hub_cards import render_dataset_card
+        from hub_cards import GALLERY_FILENAME, gallery_from_export, render_dataset_card
 
+        gallery = None
+        if "original" in results and "test" in results["original"]["num_rows"]:
+            gallery_from_export(staging, staging / GALLERY_FILENAME)
+            gallery = GALLERY_FILENAME
         default = "original" if "original" in results else configs[0]
-        card = render_dataset_card(_card_data(results, default), _card_context(summary))
+        card = render_dataset_card(_card_data(results, default), _card_context(summary, gallery))
         (staging / "README.md").write_text(card)
         for leftover in staging.glob("*.lock"):  # datasets' builder locks, not part of the repository
             leftover.unlink()
