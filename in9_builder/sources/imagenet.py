@@ -86,7 +86,8 @@ class ImagenetSource:
         )
         self.per_class = {"test": per_class_test, "train": per_class_train}
         self._splits = tuple(s for s in ("test", "train") if s in splits)
-        self.merge = [Path(m) for m in merge] if merge else None
+        # merge=[]: merge the shards found in work_dir.
+        self.merge = None if merge is None else [Path(m) for m in merge]
         self._kept: dict[str, dict[str, object]] | None = None
         self._summary: dict | None = None
 
