@@ -103,7 +103,7 @@ def _config_rows(configs: Any) -> list[dict[str, Any]]:
     items.sort(key=lambda c: order.get(c["name"], len(order)))
     rows = []
     for c in items:
-        num_rows = c.get("num_rows", {})
+        num_rows = c.get("num_rows_by_split", c.get("num_rows", {}))
         if not isinstance(num_rows, Mapping):
             num_rows = {"test": num_rows}
         rows.append(
@@ -163,12 +163,19 @@ def render_dataset_card(card_data: dict, context: dict) -> str:
     """The dataset card README.md: YAML front matter from ``card_data`` (configs, dataset_info, ...) plus the
     body rendered from ``dataset_card.md`` with ``context`` (counts, fingerprints, edition, ...).
 
-    ``card_data`` values win over the defaults (pretty name, license, task category, tags); ``context`` is the
-    export summary, completed by :func:`dataset_card_context`."""
+    ``card_data`` values win over the defaults (pretty name, task category), except the license fields, which
+    follow the source (ImageNet terms, or MIT for synthetic data); tags are merged. ``context`` is the export
+    summary, completed by :func:`dataset_card_context`."""
     from huggingface_hub import DatasetCard, DatasetCardData
 
     full_context = dataset_card_context(context)
-    data = {**_default_card_data(full_context["source"]), **card_data}
+    defaults = _default_card_data(full_context["source"])
+    # The license terms are stated here, next to the card text that explains them; the rest of card_data wins.
+    data = {**defaults, **card_data, **{k: v for k, v in defaults.items() if k.startswith("license")}}
+    if defaults["license"] == "mit":
+        for key in ("license_name", "license_link"):
+            data.pop(key, None)
+    data["tags"] = list(dict.fromkeys([*card_data.get("tags", []), *defaults["tags"]]))
     card = DatasetCard.from_template(
         DatasetCardData(**data), template_path=str(TEMPLATES / "dataset_card.md"), **full_context
     )

@@ -195,7 +195,16 @@ def export(
             "package_version": _package_version(),
         }
         (staging / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
-        from hub_cards import GALLERY_FILENAME, gallery_from_export, render_dataset_card
+        from hub_cards import (
+            DEFAULT_DATASET_ID,
+            GALLERY_FILENAME,
+            gallery_from_export,
+            render_dataset_card,
+            render_eval_yaml,
+        )
+
+        # eval.yaml: one leaderboard task per variant (hf-stack-facts §6)
+        (staging / "eval.yaml").write_text(render_eval_yaml(push_to_hub or DEFAULT_DATASET_ID, list(results)))
 
         gallery = None
         if "original" in results and "test" in results["original"]["num_rows"]:

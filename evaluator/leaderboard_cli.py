@@ -1,0 +1,117 @@
+"""``in9-leaderboard``: validate submissions, build the leaderboard page, register canonical fingerprints.
+
+Exit codes: 0 all good; 1 some submission was rejected (one line per reason on stderr); 2 a usage or input
+error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from in9_builder.errors import In9Error
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--canonical",
+        metavar="FILE",
+        default=None,
+        help="registry of canonical fingerprints (default: the packaged "
+        "hub_cards/canonical_fingerprints.json)",
+    )
+    parser.add_argument(
+        "--data",
+        metavar="EXPORT_DIR",
+        action="append",
+        default=[],
+        help="also accept the edition of this in9-build export (fingerprints recomputed from its "
+        "parquet files); repeatable",
+    )
+    parser.add_argument(
+        "--allow-unpinned",
+        action="store_true",
+        help="accept local models without a revision (offline runs; never for a public board)",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="in9-leaderboard", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    validate = sub.add_parser("validate", help="check results.json submissions (spec §7)")
+    validate.add_argument(
+        "files", nargs="+", metavar="FILE", help="results.json files or in9-eval output folders"
+    )
+    _add_data_options(validate)
+    build = sub.add_parser("build", help="validate every submission under DIR and write the page")
+    build.add_argument(
+        "dir", metavar="DIR", help="folder holding in9-eval output folders (searched recursively)"
+    )
+    build.add_argument(
+        "--out", metavar="SITE", required=True, help="output folder: index.html, leaderboard.md"
+    )
+    _add_data_options(build)
+    register = sub.add_parser("register", help="add an export's fingerprints to the canonical registry")
+    register.add_argument("export_dir", metavar="EXPORT_DIR", help="a folder written by in9-build export")
+    register.add_argument("--canonical", metavar="FILE", default=None, help="registry file to update")
+    return parser
+
+
+def _report(subs) -> int:
+    bad = 0
+    for sub in subs:
+        if sub.ok:
+            print(f"ok: {sub.path}")
+            continue
+        bad += 1
+        for problem in sub.problems:
+            print(problem, file=sys.stderr)
+    if bad:
+        print(f"{bad} of {len(subs)} submission(s) rejected", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from evaluator import leaderboard
+
+    try:
+        if args.command == "validate":
+            subs = leaderboard.validate_files(
+                args.files,
+                registry_path=args.canonical,
+                extra_exports=args.data,
+                allow_unpinned=args.allow_unpinned,
+            )
+            return _report(subs)
+        if args.command == "build":
+            report = leaderboard.build_site(
+                args.dir,
+                args.out,
+                registry_path=args.canonical,
+                extra_exports=args.data,
+                allow_unpinned=args.allow_unpinned,
+            )
+            for sub in report.rejected:
+                for problem in sub.problems:
+                    print(f"rejected: {problem}", file=sys.stderr)
+            print(
+                f"{len(report.rows)} row(s), {len(report.rejected)} rejected, "
+                f"{len(report.dropped)} duplicate(s) "
+                f"replaced: {report.index_html} {report.leaderboard_md}"
+            )
+            return 0
+        entry = leaderboard.register_export(args.export_dir, args.canonical)
+        print(
+            f"registered {entry['source']} {entry['edition']} seed={entry['seed']}: "
+            f"{len(entry['configs'])} config(s)"
+        )
+        return 0
+    except In9Error as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
