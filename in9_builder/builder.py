@@ -122,6 +122,16 @@ class In9(datasets.GeneratorBasedBuilder):
             generators.append(datasets.SplitGenerator(name=split, gen_kwargs=gen_kwargs))
         return generators
 
+    def _prepare_split_single(self, *args, **kwargs):
+        # datasets wraps every generation error in DatasetGenerationError (and a worker process loses the
+        # cause on the way back); unwrap ours here, in the process that raised it, so the user sees one line.
+        try:
+            yield from super()._prepare_split_single(*args, **kwargs)
+        except datasets.exceptions.DatasetGenerationError as err:
+            if isinstance(err.__cause__, In9Error):
+                raise err.__cause__ from None
+            raise
+
     def _generate_examples(self, source_name: str, source_kwargs: dict, split: str, shards: list[list[str]]):
         source = get_source(source_name, **source_kwargs)
         for shard in shards:

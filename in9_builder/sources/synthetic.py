@@ -17,6 +17,7 @@ import math
 import re
 import shutil
 import tarfile
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from ..render import draw_backgrounds, render_variant
 from ..scene import Scene
 
 SPLITS = ("test", "train")
+RELEASE_TARBALL = "backgrounds_challenge_data.tar.gz"  # the name of the real download
 # Fake ImageNet-style WordNet ids, one per class, so that ids look like real stems (n99000003_00012).
 FAKE_WNIDS: tuple[str, ...] = tuple(f"n{99_000_000 + c:08d}" for c in range(NUM_CLASSES))
 _TRAIN_INDEX_OFFSET = 50_000  # train stems never collide with test stems
@@ -237,20 +239,38 @@ class SyntheticSource:
 
     # --- the fake release ---------------------------------------------------------------------------------
 
-    def write_release(self, out: str | Path, *, tarball: bool = False, quality: int = 95) -> Path:
+    def write_release(
+        self, out: str | Path, *, tarball: bool = False, quality: int = 95, overwrite: bool = False
+    ) -> Path:
         """Write the test split in the exact layout of the original release, rendered with this source's seed.
 
         ``out/bg_challenge/<variant>/val/<NN_name>/<stem>.JPEG`` for the 8 variants (mixed files named
         ``fg_<stem>_bg_<stem>.JPEG``), masks as ``fg_mask/val/<NN_name>/<stem>.npy``. With ``tarball`` the
-        folder is packed into ``out/backgrounds_challenge_data.tar.gz`` (and removed) like the real download.
-        Returns the folder that holds ``bg_challenge`` or the tarball path.
+        folder is packed into ``out/backgrounds_challenge_data.tar.gz`` instead, like the real download.
+        Atomic: written into a hidden folder in ``out``, renamed into place when complete. Returns the folder
+        that holds ``bg_challenge`` or the tarball path.
         """
+        out = Path(out)
+        target = out / (RELEASE_TARBALL if tarball else "bg_challenge")
+        if target.exists() and not overwrite:
+            raise In9Error(f"{target} already exists; pass --overwrite to replace it or choose another --out")
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".in9-release.partial-", dir=out))
+        try:
+            self._write_release_tree(staging / "bg_challenge", quality)
+            if tarball:
+                with tarfile.open(staging / RELEASE_TARBALL, "w:gz") as tar:
+                    tar.add(staging / "bg_challenge", arcname="bg_challenge")
+            if target.exists():
+                shutil.rmtree(target) if target.is_dir() else target.unlink()
+            (staging / target.name).rename(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return target if tarball else out
+
+    def _write_release_tree(self, root: Path, quality: int) -> None:
         from PIL import Image
 
-        out = Path(out)
-        root = out / "bg_challenge"
-        if root.exists():
-            raise In9Error(f"{root} already exists; remove it or choose another --out")
         labels = self.labels("test")
         pairings = {v: draw_backgrounds(self.seed, labels, v) for v in MIXED_VARIANTS}
         for variant in (*IMAGE_VARIANTS, "fg_mask"):
@@ -270,10 +290,3 @@ class SyntheticSource:
                 Image.fromarray(pixels).save(
                     root / variant / "val" / folder / f"{stem}.JPEG", quality=quality
                 )
-        if not tarball:
-            return out
-        archive = out / "backgrounds_challenge_data.tar.gz"
-        with tarfile.open(archive, "w:gz") as tar:
-            tar.add(root, arcname="bg_challenge")
-        shutil.rmtree(root)
-        return archive
