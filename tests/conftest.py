@@ -10,4 +10,5 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 pytest_plugins = [
     "tests.fixtures_builder",
     "tests.fixtures_evaluator",
+    "tests.fixtures_toolkit",
 ]

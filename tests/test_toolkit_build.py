@@ -1,0 +1,181 @@
+"""The toolkit end to end on a tiny ImageNet-shaped tree: filters, GrabCut quality, errors, summary, layouts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from in9_builder.classes import CLASS_FOLDERS, IMAGE_VARIANTS, NUM_CLASSES
+from in9_builder.errors import In9Error
+from in9_builder.sources import get_source
+from in9_builder.sources.imagenet import ImagenetSource
+from in9_builder.toolkit.balance import format_summary
+from in9_builder.toolkit.cli import main
+from in9_builder.toolkit.geometry import resize_crop
+from in9_builder.toolkit.shards import collect
+from tests.fixtures_toolkit import PER_CLASS
+
+
+@pytest.fixture(scope="module")
+def built(toolkit_tree, tmp_path_factory):
+    """The XML-box source of the session tree, segmented once for this module."""
+    writer, expected, boxes = toolkit_tree
+    source = ImagenetSource(writer.root / "imagenet", boxes, work_dir=tmp_path_factory.mktemp("work"))
+    source.summary()
+    return writer, expected, source
+
+
+def _reasons(source: ImagenetSource) -> dict[str, str | None]:
+    source.summary()  # segments, if not done yet
+    outcomes = collect(source.index(), [source.work_dir])
+    return {o["image_id"]: o["reason"] for o in outcomes}
+
+
+def test_every_planted_image_is_rejected_for_its_reason(built):
+    writer, expected, source = built
+    reasons = _reasons(source)
+    assert {image_id: reasons[image_id] for image_id in expected} == expected
+    test = source.summary()["sets"]["test"]
+    assert test["candidates"] == NUM_CLASSES * PER_CLASS + len(expected)
+    assert test["rejected"] == {reason: 1 for reason in expected.values()}  # one of each, nothing else
+    assert test["accepted_per_class"] == [PER_CLASS] * NUM_CLASSES and test["kept"] == NUM_CLASSES * PER_CLASS
+    train = source.summary()["sets"]["train"]
+    assert train["unmapped"] == 1 and train["rejected"]["no_annotation"] == NUM_CLASSES
+    table = format_summary(source.summary())
+    for reason in expected.values():
+        assert f"1  {reason}" in table
+
+
+def test_csv_boxes_give_the_same_outcomes_but_cannot_check_the_size(toolkit_tree, tmp_path):
+    writer, expected, boxes = toolkit_tree
+    xml_source = ImagenetSource(writer.root / "imagenet", boxes, work_dir=tmp_path / "xml")
+    csv_source = ImagenetSource(writer.root / "imagenet", writer.write_csv(), work_dir=tmp_path / "csv")
+    xml_reasons, csv_reasons = _reasons(xml_source), _reasons(csv_source)
+    size_planted = next(i for i, r in expected.items() if r == "size_mismatch")
+    assert csv_reasons[size_planted] != "size_mismatch"  # LOC_*_solution.csv records no image size
+    del xml_reasons[size_planted], csv_reasons[size_planted]
+    assert csv_reasons == xml_reasons
+
+
+def test_grabcut_masks_match_the_true_masks(built):
+    writer, _, source = built
+    ious = []
+    for split in ("test", "train"):
+        for scene in source.scenes(split):
+            truth = resize_crop(writer.true_masks[scene.image_id])
+            ious.append((truth & scene.mask).sum() / (truth | scene.mask).sum())
+    assert len(ious) == NUM_CLASSES * PER_CLASS + NUM_CLASSES * 2
+    assert np.median(ious) >= 0.85
+
+
+def test_scenes_are_224_sorted_and_balanced(built):
+    _, _, source = built
+    scenes = list(source.scenes("test"))
+    assert [(s.label, s.image_id) for s in scenes] == sorted((s.label, s.image_id) for s in scenes)
+    assert np.bincount([s.label for s in scenes]).tolist() == [PER_CLASS] * NUM_CLASSES
+    scene = scenes[0]
+    assert scene.image.shape == (224, 224, 3) and scene.mask.shape == (224, 224) and scene.mask.max() == 1
+    xmin, ymin, xmax, ymax = scene.bbox
+    assert scene.mask[:ymin].sum() == 0 and scene.mask[ymax + 1 :].sum() == 0  # the mask lies inside the box
+    assert set(source.labels("test")) == {s.image_id for s in scenes}
+    assert source.labels("train") == {i: l for i, l in source.labels("train").items()}
+    assert len(source.labels("train")) == NUM_CLASSES * 2  # fish lost one train image to GrabCut: 2 per class
+
+
+def test_registered_as_the_imagenet_source(toolkit_tree, tmp_path):
+    writer, _, boxes = toolkit_tree
+    source = get_source("imagenet", data_dir=str(writer.root / "imagenet"), boxes=str(boxes), work_dir=tmp_path)
+    assert source.name == "imagenet" and source.splits() == ["test", "train"]
+
+
+def test_in9l_keeps_every_image_of_the_mapped_classes(toolkit_tree, tmp_path):
+    writer, _, boxes = toolkit_tree
+    source = ImagenetSource(writer.root / "imagenet", boxes, work_dir=tmp_path, train_set="in9l", splits=("train",))
+    in9l = source.summary()["sets"]["in9l"]
+    assert in9l["candidates"] == NUM_CLASSES * (PER_CLASS + 1)  # boxed or not, all are in; the unmapped cat is not
+    assert in9l["per_class"] == PER_CLASS + 1 and in9l["unmapped"] == 1
+    scene = next(source.scenes("train"))
+    assert scene.bbox is None and scene.image.shape == (224, 224, 3)
+    assert not (tmp_path / "index-").exists() and not any(tmp_path.glob("index-*/chunk-*"))  # nothing segmented
+
+
+# --- bad input ---------------------------------------------------------------------------------------------------
+
+
+def test_a_class_folder_that_is_not_a_wnid_is_an_error(tree_copy, tmp_path):
+    imagenet, boxes = tree_copy
+    (imagenet / "train" / "cats").mkdir()
+    with pytest.raises(In9Error, match=r"train/cats: class folder 'cats' is not an ImageNet-1k wnid"):
+        ImagenetSource(imagenet, boxes, work_dir=tmp_path / "w").summary()
+
+
+def test_an_unreadable_image_is_an_error_that_names_it(tree_copy, tmp_path):
+    imagenet, boxes = tree_copy
+    victim = sorted((imagenet / "val").rglob("*.JPEG"))[0]
+    victim.write_bytes(victim.read_bytes()[:200])  # truncated
+    with pytest.raises(In9Error, match=f"{victim.name}: unreadable image"):
+        ImagenetSource(imagenet, boxes, work_dir=tmp_path / "w").summary()
+
+
+def test_a_malformed_box_file_is_an_error_that_names_it(tree_copy, tmp_path):
+    imagenet, boxes = tree_copy
+    victim = sorted((boxes / "val").glob("*.xml"))[0]
+    victim.write_text("<annotation><size>")
+    with pytest.raises(In9Error, match=f"{victim.name}: malformed box annotation"):
+        ImagenetSource(imagenet, boxes, work_dir=tmp_path / "w").summary()
+
+
+def test_cli_errors_are_one_line_and_exit_2(tree_copy, tmp_path, capsys):
+    imagenet, boxes = tree_copy
+    code = main(["toolkit", "--imagenet", str(imagenet), "--boxes", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: --boxes") and err.count("\n") == 1
+    assert main(["toolkit", "--imagenet", str(imagenet), "--boxes", str(boxes)]) == 2
+    assert "--out is required" in capsys.readouterr().err
+
+
+# --- layouts -------------------------------------------------------------------------------------------------------
+
+
+def test_release_layout(built, tmp_path):
+    _, _, source = built
+    out = main_release(source, tmp_path / "release")
+    test_root = out / "bg_challenge"
+    for variant in (*IMAGE_VARIANTS, "fg_mask"):
+        files = sorted((test_root / variant / "val").rglob("*.*"))
+        assert len(files) == NUM_CLASSES * PER_CLASS, variant
+        assert {f.parent.name for f in files} == set(CLASS_FOLDERS)
+    mixed = sorted((test_root / "mixed_rand" / "val").rglob("*.JPEG"))[0].stem
+    assert mixed.startswith("fg_") and "_bg_" in mixed
+    scene = next(source.scenes("test"))
+    mask = np.load(test_root / "fg_mask" / "val" / CLASS_FOLDERS[scene.label] / f"{scene.image_id}.npy")
+    assert np.array_equal(mask, scene.mask)
+    with Image.open(test_root / "original" / "val" / CLASS_FOLDERS[scene.label] / f"{scene.image_id}.JPEG") as im:
+        assert im.size == (224, 224)
+    assert len(list((out / "only_bg_t" / "train").rglob("*.JPEG"))) == NUM_CLASSES * 2
+    summary = json.loads((out / "toolkit_summary.json").read_text())
+    assert summary["images"] == {"test": NUM_CLASSES * PER_CLASS, "train": NUM_CLASSES * 2}
+    assert summary["source_params"]["summary"]["sets"]["test"]["rejected"]["grabcut_failed"] == 1
+
+
+def main_release(source: ImagenetSource, out):
+    from in9_builder.toolkit.release import write_release_layout
+
+    return write_release_layout(source, out, seed=0)
+
+
+def test_hub_layout_through_the_cli(toolkit_tree, tmp_path):
+    writer, expected, boxes = toolkit_tree
+    out = tmp_path / "in9"
+    args = ["toolkit", "--imagenet", str(writer.root / "imagenet"), "--boxes", str(boxes), "--out", str(out),
+            "--work-dir", str(tmp_path / "work"), "--variants", "original,fg_mask", "--splits", "test", "--quiet"]
+    assert main(args) == 0
+    summary = json.loads((out / "in9_export.json").read_text())
+    assert summary["source"] == "imagenet"
+    assert summary["configs"]["original"]["num_rows"] == {"test": NUM_CLASSES * PER_CLASS}
+    assert summary["source_params"]["summary"]["sets"]["test"]["rejected"]["box_too_large"] == 1
+    shutil.rmtree(out)
