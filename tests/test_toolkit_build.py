@@ -1,4 +1,4 @@
-"""The toolkit end to end on a tiny ImageNet-shaped tree: filters, GrabCut quality, errors, summary, layouts."""
+"""The toolkit end to end on a tiny ImageNet tree: filters, GrabCut quality, errors, summary, layouts."""
 
 from __future__ import annotations
 
@@ -82,28 +82,35 @@ def test_scenes_are_224_sorted_and_balanced(built):
     xmin, ymin, xmax, ymax = scene.bbox
     assert scene.mask[:ymin].sum() == 0 and scene.mask[ymax + 1 :].sum() == 0  # the mask lies inside the box
     assert set(source.labels("test")) == {s.image_id for s in scenes}
-    assert source.labels("train") == {i: l for i, l in source.labels("train").items()}
     assert len(source.labels("train")) == NUM_CLASSES * 2  # fish lost one train image to GrabCut: 2 per class
 
 
 def test_registered_as_the_imagenet_source(toolkit_tree, tmp_path):
     writer, _, boxes = toolkit_tree
-    source = get_source("imagenet", data_dir=str(writer.root / "imagenet"), boxes=str(boxes), work_dir=tmp_path)
+    source = get_source(
+        "imagenet", data_dir=str(writer.root / "imagenet"), boxes=str(boxes), work_dir=tmp_path
+    )
     assert source.name == "imagenet" and source.splits() == ["test", "train"]
 
 
 def test_in9l_keeps_every_image_of_the_mapped_classes(toolkit_tree, tmp_path):
     writer, _, boxes = toolkit_tree
-    source = ImagenetSource(writer.root / "imagenet", boxes, work_dir=tmp_path, train_set="in9l", splits=("train",))
+    source = ImagenetSource(
+        writer.root / "imagenet", boxes, work_dir=tmp_path, train_set="in9l", splits=("train",)
+    )
     in9l = source.summary()["sets"]["in9l"]
-    assert in9l["candidates"] == NUM_CLASSES * (PER_CLASS + 1)  # boxed or not, all are in; the unmapped cat is not
+    assert in9l["candidates"] == NUM_CLASSES * (
+        PER_CLASS + 1
+    )  # boxed or not, all are in; the unmapped cat is not
     assert in9l["per_class"] == PER_CLASS + 1 and in9l["unmapped"] == 1
     scene = next(source.scenes("train"))
     assert scene.bbox is None and scene.image.shape == (224, 224, 3)
-    assert not (tmp_path / "index-").exists() and not any(tmp_path.glob("index-*/chunk-*"))  # nothing segmented
+    assert not (tmp_path / "index-").exists() and not any(
+        tmp_path.glob("index-*/chunk-*")
+    )  # nothing segmented
 
 
-# --- bad input ---------------------------------------------------------------------------------------------------
+# --- bad input
 
 
 def test_a_class_folder_that_is_not_a_wnid_is_an_error(tree_copy, tmp_path):
@@ -131,14 +138,24 @@ def test_a_malformed_box_file_is_an_error_that_names_it(tree_copy, tmp_path):
 
 def test_cli_errors_are_one_line_and_exit_2(tree_copy, tmp_path, capsys):
     imagenet, boxes = tree_copy
-    code = main(["toolkit", "--imagenet", str(imagenet), "--boxes", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    code = main(
+        [
+            "toolkit",
+            "--imagenet",
+            str(imagenet),
+            "--boxes",
+            str(tmp_path / "nope"),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: --boxes") and err.count("\n") == 1
     assert main(["toolkit", "--imagenet", str(imagenet), "--boxes", str(boxes)]) == 2
     assert "--out is required" in capsys.readouterr().err
 
 
-# --- layouts -------------------------------------------------------------------------------------------------------
+# --- layouts
 
 
 def test_release_layout(built, tmp_path):
@@ -154,7 +171,9 @@ def test_release_layout(built, tmp_path):
     scene = next(source.scenes("test"))
     mask = np.load(test_root / "fg_mask" / "val" / CLASS_FOLDERS[scene.label] / f"{scene.image_id}.npy")
     assert np.array_equal(mask, scene.mask)
-    with Image.open(test_root / "original" / "val" / CLASS_FOLDERS[scene.label] / f"{scene.image_id}.JPEG") as im:
+    with Image.open(
+        test_root / "original" / "val" / CLASS_FOLDERS[scene.label] / f"{scene.image_id}.JPEG"
+    ) as im:
         assert im.size == (224, 224)
     assert len(list((out / "only_bg_t" / "train").rglob("*.JPEG"))) == NUM_CLASSES * 2
     summary = json.loads((out / "toolkit_summary.json").read_text())
@@ -171,8 +190,22 @@ def main_release(source: ImagenetSource, out):
 def test_hub_layout_through_the_cli(toolkit_tree, tmp_path):
     writer, expected, boxes = toolkit_tree
     out = tmp_path / "in9"
-    args = ["toolkit", "--imagenet", str(writer.root / "imagenet"), "--boxes", str(boxes), "--out", str(out),
-            "--work-dir", str(tmp_path / "work"), "--variants", "original,fg_mask", "--splits", "test", "--quiet"]
+    args = [
+        "toolkit",
+        "--imagenet",
+        str(writer.root / "imagenet"),
+        "--boxes",
+        str(boxes),
+        "--out",
+        str(out),
+        "--work-dir",
+        str(tmp_path / "work"),
+        "--variants",
+        "original,fg_mask",
+        "--splits",
+        "test",
+        "--quiet",
+    ]
     assert main(args) == 0
     summary = json.loads((out / "in9_export.json").read_text())
     assert summary["source"] == "imagenet"

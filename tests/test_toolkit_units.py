@@ -18,7 +18,10 @@ def test_resize_and_crop_follow_torchvision_rules():
     assert resized_size(500, 375) == (341, 256)  # int(256 * 500 / 375) = 341 (truncated)
     assert resized_size(375, 500) == (256, 341)
     assert resized_size(64, 64) == (256, 256)
-    assert crop_offsets(341, 256) == (58, 16)  # round(58.5) = 58: Python rounds half to even, like torchvision
+    assert crop_offsets(341, 256) == (
+        58,
+        16,
+    )  # round(58.5) = 58: Python rounds half to even, like torchvision
     assert crop_offsets(257, 257) == (16, 16)  # round(16.5) = 16
     assert resize_crop(np.zeros((375, 500, 3), np.uint8)).shape == (224, 224, 3)
 
@@ -75,8 +78,10 @@ def test_malformed_voc_xml_is_a_clear_error(tmp_path, text, needle):
 
 def test_loc_csv_reader_and_errors(tmp_path):
     good = tmp_path / "LOC_val_solution.csv"
-    good.write_text("ImageId,PredictionString\nILSVRC2012_val_00000001,n01751748 111 18 484 296 \n"
-                    "ILSVRC2012_val_00000002,n09193705 1 2 3 4 n09193705 5 6 7 8\n")
+    good.write_text(
+        "ImageId,PredictionString\nILSVRC2012_val_00000001,n01751748 111 18 484 296 \n"
+        "ILSVRC2012_val_00000002,n09193705 1 2 3 4 n09193705 5 6 7 8\n"
+    )
     annotations = read_loc_csv(good)
     assert annotations["ILSVRC2012_val_00000001"] == Annotation(((111, 18, 484, 296),), ("n01751748",))
     assert len(annotations["ILSVRC2012_val_00000002"].boxes) == 2
