@@ -117,6 +117,27 @@ def _card_context(summary: dict, gallery: str | None) -> dict:
     return {**summary, "gallery": gallery}
 
 
+def _write_repo_files(folder: Path, results: dict[str, dict], summary: dict, dataset_id: str | None) -> None:
+    """README.md (the card), eval.yaml (one leaderboard task per variant, hf-stack-facts §6), gallery.png."""
+    from hub_cards import (
+        DEFAULT_DATASET_ID,
+        GALLERY_FILENAME,
+        gallery_from_export,
+        render_dataset_card,
+        render_eval_yaml,
+    )
+
+    dataset_id = dataset_id or DEFAULT_DATASET_ID
+    (folder / "eval.yaml").write_text(render_eval_yaml(dataset_id, list(results)))
+    gallery = None
+    if "original" in results and "test" in results["original"]["num_rows"]:
+        gallery_from_export(folder, folder / GALLERY_FILENAME)
+        gallery = GALLERY_FILENAME
+    default = "original" if "original" in results else next(iter(results))
+    context = {**_card_context(summary, gallery), "dataset_id": dataset_id}
+    (folder / "README.md").write_text(render_dataset_card(_card_data(results, default), context))
+
+
 def _check_out(out: Path, overwrite: bool) -> None:
     if out.exists() and not overwrite:
         raise In9Error(f"{out} already exists; pass --overwrite to replace it or choose another --out")
@@ -195,24 +216,7 @@ def export(
             "package_version": _package_version(),
         }
         (staging / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
-        from hub_cards import (
-            DEFAULT_DATASET_ID,
-            GALLERY_FILENAME,
-            gallery_from_export,
-            render_dataset_card,
-            render_eval_yaml,
-        )
-
-        # eval.yaml: one leaderboard task per variant (hf-stack-facts §6)
-        (staging / "eval.yaml").write_text(render_eval_yaml(push_to_hub or DEFAULT_DATASET_ID, list(results)))
-
-        gallery = None
-        if "original" in results and "test" in results["original"]["num_rows"]:
-            gallery_from_export(staging, staging / GALLERY_FILENAME)
-            gallery = GALLERY_FILENAME
-        default = "original" if "original" in results else configs[0]
-        card = render_dataset_card(_card_data(results, default), _card_context(summary, gallery))
-        (staging / "README.md").write_text(card)
+        _write_repo_files(staging, results, summary, dataset_id=push_to_hub)
         for leftover in staging.glob("*.lock"):  # datasets' builder locks, not part of the repository
             leftover.unlink()
         _replace(staging, out)

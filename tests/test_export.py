@@ -21,7 +21,7 @@ def _load(export_dir, config, split, tmp_path):
 def test_layout_and_summary(synthetic_export):
     assert synthetic_export.name == "in9"
     names = sorted(p.name for p in synthetic_export.iterdir())
-    assert names == sorted([*CONFIGS, "README.md", "in9_export.json", "gallery.png"])
+    assert names == sorted([*CONFIGS, "README.md", "in9_export.json", "gallery.png", "eval.yaml"])
     for config in CONFIGS:
         files = sorted(p.name for p in (synthetic_export / config).iterdir())
         assert files == ["test-00000-of-00001.parquet", "train-00000-of-00001.parquet"]
