@@ -27,6 +27,7 @@ from ..toolkit.shards import collect, run_shard
 from ..toolkit.tree import Index, scan
 
 TRAIN_SETS = ("in9", "in9l")
+_PREPARED: dict[tuple, tuple[dict, dict]] = {}  # per-process memo of finished preparations
 
 
 def default_work_dir(imagenet: Path, boxes: Path) -> Path:
@@ -113,8 +114,27 @@ class ImagenetSource:
             progress=self.progress,
         )
 
+    def _memo_key(self) -> tuple:
+        merge = None if self.merge is None else tuple(str(m.resolve()) for m in self.merge)
+        return (
+            str(self.imagenet.resolve()),
+            str(self.boxes.resolve()),
+            str(self.work_dir.resolve()),
+            self.seed,
+            self.per_class["test"],
+            self.per_class["train"],
+            self.train_set,
+            self._splits,
+            merge,
+        )
+
     def _prepare(self) -> None:
         if self._kept is not None:
+            return
+        # The builder makes one instance per config and per worker: prepare once per process (and inherit it
+        # in forked workers) instead of re-scanning the tree and re-reading every chunk each time.
+        if self._memo_key() in _PREPARED:
+            self._kept, self._summary = _PREPARED[self._memo_key()]
             return
         index = self.index()
         if self.merge is None:
@@ -156,6 +176,7 @@ class ImagenetSource:
             }
         self._kept = kept
         self._summary = {"index_fingerprint": index.fingerprint, "seed": self.seed, "sets": sets}
+        _PREPARED[self._memo_key()] = (self._kept, self._summary)
 
     def summary(self) -> dict:
         """Candidates, rejections by reason, acceptances and kept counts per set (the build summary)."""

@@ -83,7 +83,7 @@ def run_shard(
     folder = chunk_folder(work_dir, index)
     folder.mkdir(parents=True, exist_ok=True)
     meta = {"fingerprint": index.fingerprint, "num_records": len(index.records), "chunk_size": CHUNK_SIZE}
-    (folder / "index.json").write_text(json.dumps(meta, indent=1) + "\n")
+    _write_atomic(folder / "index.json", (json.dumps(meta, indent=1) + "\n").encode())
     todo = [
         c
         for c in shard_chunks(num_chunks(index), num_shards, shard_index)
