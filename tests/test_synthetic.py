@@ -81,9 +81,13 @@ def test_background_is_class_correlated():
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"per_class": 1}, "per_class=1"), ({"size": 8}, "size=8"), ({"bg_correlation": 1.5}, "bg_correlation"),
-     ({"train_per_class": 1}, "train_per_class=1")],
-)  # fmt: skip
+    [
+        ({"per_class": 1}, "per_class=1"),
+        ({"size": 8}, "size=8"),
+        ({"bg_correlation": 1.5}, "bg_correlation"),
+        ({"train_per_class": 1}, "train_per_class=1"),
+    ],
+)
 def test_bad_parameters_are_clear_errors(kwargs, message):
     with pytest.raises(In9Error, match=message):
         SyntheticSource(**kwargs)
