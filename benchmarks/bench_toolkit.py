@@ -1,0 +1,130 @@
+"""Toolkit throughput: GrabCut-segmented images per second per core, and what IN-9L-sized builds would take.
+
+Synthetic scenes are written as an ImageNet tree (JPEG + VOC XML) and pushed through the toolkit's per-image
+pipeline (``process_record``: filters, decode, GrabCut with retries, crop). Baseline, measured in the same
+run on the same files: decode + Resize(256)/CenterCrop(224) alone (what every image costs without
+segmentation, and all that IN-9L itself needs). Sizes: 224 px (the brief's figure) and 500x375 (ImageNet's
+typical photo, the 224 px scenes upscaled), since GrabCut's cost grows with the pixel count.
+
+    python benchmarks/bench_toolkit.py [--per-class 8] [--images 180000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from in9_builder.sources.synthetic import SyntheticSource  # noqa: E402
+from in9_builder.toolkit import shards  # noqa: E402
+from in9_builder.toolkit.geometry import resize_crop  # noqa: E402
+from in9_builder.toolkit.process import crop_image, process_record  # noqa: E402
+from in9_builder.toolkit.tree import scan  # noqa: E402
+from tests.fixtures_toolkit import TreeWriter, class_wnids  # noqa: E402
+
+
+def write_tree(root: Path, per_class: int, size: tuple[int, int] | None) -> TreeWriter:
+    """Synthetic 224 px scenes as ImageNet val files, optionally upscaled (with their boxes) to ``size``."""
+    writer, wnids = TreeWriter(root), class_wnids()
+    for scene in SyntheticSource(per_class=per_class, size=224, seed=11).scenes("test"):
+        image, mask, box = scene.image, scene.mask, list(scene.bbox)
+        if size is not None:
+            sx, sy = size[0] / 224, size[1] / 224
+            image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+            mask = np.asarray(Image.fromarray(mask).resize(size, Image.Resampling.NEAREST))
+            box = [int(box[0] * sx), int(box[1] * sy), int((box[2] + 1) * sx) - 1, int((box[3] + 1) * sy) - 1]
+        writer.add("val", wnids[scene.label], image, [box], mask=mask)
+    writer.write_xml()
+    return writer
+
+
+def measure(root: Path) -> dict:
+    imagenet = root / "imagenet"
+    index = scan(imagenet, root / "boxes_xml", ("test",))
+    records = index.records
+    start = time.perf_counter()
+    for record in records:
+        crop_image(imagenet / record.path)
+    baseline = len(records) / (time.perf_counter() - start)
+    import cv2
+
+    cv2.setNumThreads(1)
+    start = time.perf_counter()
+    outcomes = [process_record(imagenet, r) for r in records]
+    one_core = len(records) / (time.perf_counter() - start)
+    shards.CHUNK_SIZE = max(1, len(records) // 8)
+    cores = os.cpu_count() or 1
+    start = time.perf_counter()
+    shards.run_shard(index, imagenet, root / "work", num_proc=cores, progress=False)
+    all_cores = len(records) / (time.perf_counter() - start)
+    return {
+        "n": len(records),
+        "baseline": baseline,
+        "one_core": one_core,
+        "all_cores": all_cores,
+        "cores": cores,
+        "accepted": sum(o["reason"] is None for o in outcomes),
+        "outcomes": outcomes,
+    }
+
+
+def iou_median(writer: TreeWriter, outcomes: list[dict]) -> float:
+    from in9_builder.toolkit.process import unpack_mask
+
+    ious = []
+    for outcome in outcomes:
+        if outcome["reason"] is None:
+            truth, found = resize_crop(writer.true_masks[outcome["image_id"]]), unpack_mask(outcome["mask"])
+            ious.append((truth & found).sum() / (truth | found).sum())
+    return float(np.median(ious))
+
+
+def hours(images: int, rate: float) -> str:
+    seconds = images / rate
+    return f"{seconds / 3600:6.2f} h" if seconds >= 3600 else f"{seconds / 60:6.1f} min"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-class", type=int, default=8, help="synthetic photos per class (x9)")
+    parser.add_argument("--images", type=int, default=180_000, help="images to project for (IN-9L ~180k)")
+    args = parser.parse_args()
+    print(
+        f"toolkit benchmark: {9 * args.per_class} synthetic photos per size, {os.cpu_count()} CPU cores here"
+    )
+    for label, size in (("224x224", None), ("500x375", (500, 375))):
+        with tempfile.TemporaryDirectory() as tmp:
+            writer = write_tree(Path(tmp), args.per_class, size)
+            m = measure(Path(tmp))
+            iou = iou_median(writer, m["outcomes"])
+        print(f"\n[{label}] {m['n']} photos, {m['accepted']} accepted, GrabCut median IoU {iou:.3f}")
+        print(
+            f"  segmented (filters+decode+GrabCut+crop), 1 process : {m['one_core']:8.2f} images/s per core"
+        )
+        print(
+            f"  segmented, {m['cores']} processes (run_shard)              : {m['all_cores']:8.2f} images/s "
+            f"({m['all_cores'] / m['one_core'] / m['cores']:.0%} of linear)"
+        )
+        print(f"  baseline: decode + resize/crop only, 1 process   : {m['baseline']:8.2f} images/s per core")
+        print(
+            f"  ratio segmented / baseline                        : {m['one_core'] / m['baseline']:8.3f} "
+            f"(GrabCut costs {m['baseline'] / m['one_core']:.0f}x a plain decode+crop)"
+        )
+        for cores in (m["cores"], 64):
+            print(
+                f"  projected {args.images:,} images on {cores:>2} cores (linear scaling): "
+                f"segmented {hours(args.images, m['one_core'] * cores)}, "
+                f"decode+crop only {hours(args.images, m['baseline'] * cores)}"
+            )
+
+
+if __name__ == "__main__":
+    main()
