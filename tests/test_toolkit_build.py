@@ -181,6 +181,17 @@ def test_release_layout(built, tmp_path):
     assert summary["source_params"]["summary"]["sets"]["test"]["rejected"]["grabcut_failed"] == 1
 
 
+def test_release_layout_of_in9l(toolkit_tree, tmp_path):
+    writer, _, boxes = toolkit_tree
+    source = ImagenetSource(
+        writer.root / "imagenet", boxes, work_dir=tmp_path / "w", train_set="in9l", splits=("train",)
+    )
+    out = main_release(source, tmp_path / "release")
+    files = sorted((out / "in9l" / "train").rglob("*.JPEG"))
+    assert len(files) == NUM_CLASSES * (PER_CLASS + 1)
+    assert sorted(p.name for p in out.iterdir()) == ["in9l", "toolkit_summary.json"]
+
+
 def main_release(source: ImagenetSource, out):
     from in9_builder.toolkit.release import write_release_layout
 

@@ -186,7 +186,11 @@ class ImagenetSource:
     # --- the source protocol
 
     def params(self) -> dict:
+        """What determines the data; GrabCut's masks may change with the OpenCV version, so it is recorded."""
+        import cv2
+
         return {
+            "opencv": cv2.__version__,
             "train_set": self.train_set,
             "seed": self.seed,
             "per_class_test": self.per_class["test"],
