@@ -91,7 +91,7 @@ class ConstantNet(torch.nn.Module):
 
 
 def wrap(module):
-    return wrap_module(module, mean=(0, 0, 0), std=(1, 1, 1), input_size=SIZE,
+    return wrap_module(module, mean=(0, 0, 0), std=(1, 1, 1), input_size=SIZE, model_id="tiny-test-net",
                        label_space=LabelSpace("label-map", UNMAPPED_TO_IN9))
 
 
