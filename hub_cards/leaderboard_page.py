@@ -100,7 +100,7 @@ def scatter_svg(reproduced: Sequence[Mapping[str, Any]], reported: Sequence[Mapp
     points += [
         ("reported", r) for r in reported if r.get("original") is not None and r.get("bg_gap") is not None
     ]
-    width, height, left, right, top, bottom = 640, 400, 56, 16, 16, 44
+    width, height, left, right, top, bottom = 640, 400, 56, 90, 16, 44
     xs = [p["original"] for _, p in points] or [0.0, 100.0]
     ys = [p["bg_gap"] for _, p in points] + [lo for _, p in points for lo in (p.get("bg_gap_ci") or [])] or [
         0.0
@@ -156,7 +156,7 @@ def scatter_svg(reproduced: Sequence[Mapping[str, Any]], reported: Sequence[Mapp
             f'<text class="pt-label" x="{x + 7:.1f}" y="{y - 6:.1f}">{_escape(_short_name(p["model"]))}'
             "</text>"
         )
-    lx = width - right - 150
+    lx = left + 14
     out.append(
         f'<circle class="pt reproduced" cx="{lx}" cy="{top + 10}" r="5"/>'
         f'<text class="legend" x="{lx + 10}" y="{top + 14}">reproduced (95 % CI)</text>'
@@ -187,7 +187,7 @@ def challenge_svg(reproduced: Sequence[Mapping[str, Any]], reported: Sequence[Ma
     for i, (kind, r) in enumerate(bars):
         y = top + i * (bar + gap)
         value = r["challenge_accuracy"]
-        label = _short_name(r["model"]) + (" (reported)" if kind == "reported" else "")
+        label = f"{r['model']} (reported)" if kind == "reported" else _short_name(r["model"])
         out.append(
             f'<text class="bar-label" x="{left - 6}" y="{y + bar - 4}" text-anchor="end">{_escape(label)}'
             f'</text><rect class="bar {kind}" x="{left}" y="{y}" width="{value * scale:.1f}" '

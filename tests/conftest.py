@@ -11,4 +11,5 @@ pytest_plugins = [
     "tests.fixtures_builder",
     "tests.fixtures_evaluator",
     "tests.fixtures_toolkit",
+    "tests.fixtures_leaderboard",
 ]
