@@ -8,7 +8,7 @@ import pytest
 
 from in9_builder.errors import In9Error
 from in9_builder.sources.imagenet import ImagenetSource
-from in9_builder.toolkit import shards
+from in9_builder.toolkit import release, shards
 from in9_builder.toolkit.cli import main
 from in9_builder.toolkit.release import write_release_layout
 
@@ -16,15 +16,16 @@ from in9_builder.toolkit.release import write_release_layout
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch):
     monkeypatch.setattr(shards, "CHUNK_SIZE", 8)  # the 71-image tree -> 9 chunks, so 3 shards get 3 each
+    monkeypatch.setattr(release, "BATCH", 4)  # several batches per split for the release writer's workers
 
 
 def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def _release(imagenet, boxes, work_dir, out, **kwargs) -> dict[str, bytes]:
-    source = ImagenetSource(imagenet, boxes, work_dir=work_dir, **kwargs)
-    return _files(write_release_layout(source, out, seed=0))
+def _release(imagenet, boxes, work_dir, out, num_proc=1) -> dict[str, bytes]:
+    source = ImagenetSource(imagenet, boxes, work_dir=work_dir, num_proc=num_proc)
+    return _files(write_release_layout(source, out, seed=0, num_proc=num_proc))
 
 
 def _cli(imagenet, boxes, *extra) -> int:

@@ -117,7 +117,12 @@ def run(args: argparse.Namespace) -> int:
         from .release import write_release_layout
 
         out = write_release_layout(
-            source, args.out, seed=args.seed, variants=variants or IMAGE_VARIANTS, overwrite=args.overwrite
+            source,
+            args.out,
+            seed=args.seed,
+            variants=variants or IMAGE_VARIANTS,
+            overwrite=args.overwrite,
+            num_proc=args.num_proc,
         )
     else:
         from ..export import export

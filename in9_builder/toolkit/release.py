@@ -11,8 +11,10 @@ complete.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import shutil
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,43 +25,72 @@ from ..errors import In9Error
 from ..render import draw_backgrounds, render_variant
 
 JPEG_QUALITY = 75  # PIL's default, what the authors' script saved with
+BATCH = 32  # scenes per worker task
 
 
-def _write_split(
-    source, split: str, root: Path, folder_split: str, variants: tuple[str, ...], seed: int, quality: int
-) -> int:
-    labels = source.labels(split)
-    pairings = {v: draw_backgrounds(seed, labels, v) for v in variants if v in MIXED_VARIANTS}
-    for variant in (*variants, "fg_mask"):
-        for folder in CLASS_FOLDERS:
-            (root / variant / folder_split / folder).mkdir(parents=True, exist_ok=True)
-    count = 0
-    for scene in source.scenes(split):
-        folder = CLASS_FOLDERS[scene.label]
-        np.save(root / "fg_mask" / folder_split / folder / f"{scene.image_id}.npy", scene.mask)
-        for variant in variants:
+@dataclass
+class _SplitJob:
+    """What a worker needs to write the files of some scenes of one split (forked workers inherit it)."""
+
+    source: object
+    split: str
+    root: Path  # files go to root / <variant folder> / split_folder / <class folder> / <stem>.<ext>
+    split_folder: str
+    variants: tuple[str, ...]
+    pairings: dict[str, dict[str, str]]
+    quality: int
+    with_masks: bool
+    rename: dict[str, str] = field(default_factory=dict)  # variant -> folder name where they differ (in9l)
+
+    def path(self, variant: str, class_folder: str, stem: str, ext: str) -> Path:
+        return (
+            self.root / self.rename.get(variant, variant) / self.split_folder / class_folder / f"{stem}.{ext}"
+        )
+
+
+_JOB: _SplitJob | None = None  # set in the parent just before forking the pool
+
+
+def _write_scenes(job: _SplitJob, ids: list[str]) -> int:
+    for image_id in ids:
+        scene = job.source.scene(job.split, image_id)
+        class_folder = CLASS_FOLDERS[scene.label]
+        if job.with_masks:
+            np.save(job.path("fg_mask", class_folder, image_id, "npy"), scene.mask)
+        for variant in job.variants:
             if variant in MIXED_VARIANTS:
-                bg_id = pairings[variant][scene.image_id]
-                pixels = render_variant(variant, scene, source.scene(split, bg_id))
-                stem = f"fg_{scene.image_id}_bg_{bg_id}"
+                bg_id = job.pairings[variant][image_id]
+                pixels = render_variant(variant, scene, job.source.scene(job.split, bg_id))
+                stem = f"fg_{image_id}_bg_{bg_id}"
             else:
-                pixels, stem = render_variant(variant, scene), scene.image_id
-            Image.fromarray(pixels).save(
-                root / variant / folder_split / folder / f"{stem}.JPEG", quality=quality
-            )
-        count += 1
-    return count
+                pixels, stem = render_variant(variant, scene), image_id
+            Image.fromarray(pixels).save(job.path(variant, class_folder, stem, "JPEG"), quality=job.quality)
+    return len(ids)
 
 
-def _write_in9l(source, root: Path, quality: int) -> int:
-    for folder in CLASS_FOLDERS:
-        (root / "in9l" / "train" / folder).mkdir(parents=True, exist_ok=True)
-    count = 0
-    for scene in source.scenes("train"):
-        path = root / "in9l" / "train" / CLASS_FOLDERS[scene.label] / f"{scene.image_id}.JPEG"
-        Image.fromarray(scene.image).save(path, quality=quality)
-        count += 1
-    return count
+def _write_batch(ids: list[str]) -> int:
+    return _write_scenes(_JOB, ids)
+
+
+def _write_split(job: _SplitJob, num_proc: int) -> int:
+    """Write every scene of the split. Each file is a pure function of its scene: any process count gives
+    the same bytes."""
+    global _JOB
+    for variant in (*job.variants, *(("fg_mask",) if job.with_masks else ())):
+        for class_folder in CLASS_FOLDERS:
+            job.path(variant, class_folder, "-", "-").parent.mkdir(parents=True, exist_ok=True)
+    labels = job.source.labels(job.split)
+    ids = sorted(labels, key=lambda i: (labels[i], i))
+    if num_proc <= 1 or len(ids) < 2 * BATCH:
+        return _write_scenes(job, ids)
+    _JOB = job
+    try:
+        # fork: the workers inherit the prepared source (its kept images and masks) instead of re-reading it.
+        with multiprocessing.get_context("fork").Pool(num_proc) as pool:
+            batches = [ids[i : i + BATCH] for i in range(0, len(ids), BATCH)]
+            return sum(pool.imap_unordered(_write_batch, batches))
+    finally:
+        _JOB = None
 
 
 def write_release_layout(
@@ -70,7 +101,7 @@ def write_release_layout(
     variants: tuple[str, ...] = IMAGE_VARIANTS,
     overwrite: bool = False,
     quality: int = JPEG_QUALITY,
-    summary: dict | None = None,
+    num_proc: int = 1,
 ) -> Path:
     """Write every split of ``source`` in the release layout into ``out`` (atomically). Returns ``out``."""
     out = Path(out).absolute()
@@ -82,19 +113,22 @@ def write_release_layout(
         counts = {}
         for split in source.splits():
             if split == "train" and getattr(source, "train_set", "in9") == "in9l":
-                counts["in9l"] = _write_in9l(source, staging, quality)
-            elif split == "test":
-                counts["test"] = _write_split(
-                    source, split, staging / "bg_challenge", "val", variants, seed, quality
+                job = _SplitJob(
+                    source, split, staging, "train", ("original",), {}, quality, False, {"original": "in9l"}
                 )
-            else:
-                counts[split] = _write_split(source, split, staging, split, variants, seed, quality)
+                counts["in9l"] = _write_split(job, num_proc)
+                continue
+            labels = source.labels(split)
+            pairings = {v: draw_backgrounds(seed, labels, v) for v in variants if v in MIXED_VARIANTS}
+            root, split_folder = (staging / "bg_challenge", "val") if split == "test" else (staging, split)
+            job = _SplitJob(source, split, root, split_folder, tuple(variants), pairings, quality, True)
+            counts[split] = _write_split(job, num_proc)
         record = {
             "schema": "in9-toolkit-release/1",
             "seed": seed,
             "jpeg_quality": quality,
             "images": counts,
-            "source_params": source.params() if summary is None else summary,
+            "source_params": source.params(),
         }
         (staging / "toolkit_summary.json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
         if out.exists():
