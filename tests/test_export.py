@@ -8,6 +8,8 @@ import datasets
 import pytest
 
 from in9_builder.classes import CLASS_NAMES, CONFIGS, MIXED_VARIANTS, NUM_CLASSES
+from in9_builder.errors import In9Error
+from in9_builder.export import export
 from in9_builder.fingerprint import dataset_fingerprint
 from tests.fixtures_builder import SYNTHETIC_PER_CLASS
 
@@ -82,3 +84,114 @@ def test_fg_mask_mask_is_binary_and_matches_original(synthetic_export, tmp_path)
         mask = np.asarray(m["mask"])
         assert m["mask"].mode in ("L", "1") and set(np.unique(mask)) <= {0, 1} and mask.any()
         assert np.array_equal(np.asarray(m["image"]), np.asarray(o["image"]))
+
+
+# --- determinism, seeds, atomicity ----------------------------------------------------------------------
+
+SMALL = {"per_class": 3, "size": 32, "train_per_class": 0}
+
+
+def _small_export(tmp_path, name, **kwargs):
+    kwargs.setdefault("num_proc", 1)
+    return export(
+        "synthetic", tmp_path / name / "in9", source_kwargs=SMALL, cache_dir=tmp_path / "cache", **kwargs
+    )
+
+
+def _fingerprints(export_dir):
+    return {
+        c: e["fingerprint"]
+        for c, e in json.loads((export_dir / "in9_export.json").read_text())["configs"].items()
+    }
+
+
+@pytest.fixture(scope="module")
+def seed0_export(tmp_path_factory):
+    return _small_export(tmp_path_factory.mktemp("seed0"), "a", seed=0)
+
+
+def test_same_seed_same_fingerprints_with_one_or_two_processes(seed0_export, tmp_path):
+    two = _small_export(tmp_path, "b", seed=0, num_proc=2)
+    assert _fingerprints(two) == _fingerprints(seed0_export)
+    assert len(list((two / "mixed_rand").glob("test-*.parquet"))) == 2  # really written by two workers
+
+
+def test_seeds_change_every_mixed_config_and_nothing_else(seed0_export, tmp_path):
+    seed1 = _fingerprints(_small_export(tmp_path, "c", seed=1))
+    seed0 = _fingerprints(seed0_export)
+    for config in CONFIGS:
+        assert (seed1[config] != seed0[config]) == (config in MIXED_VARIANTS), config
+
+
+def test_existing_output_needs_overwrite_and_is_replaced_atomically(seed0_export, tmp_path):
+    out = _small_export(tmp_path, "d", seed=0, variants=["original"])
+    with pytest.raises(In9Error, match=r"already exists; pass --overwrite"):
+        _small_export(tmp_path, "d", seed=0, variants=["original"])
+    (out / "marker").write_text("old")
+    export(
+        "synthetic",
+        out,
+        seed=0,
+        variants=["no_fg"],
+        source_kwargs=SMALL,
+        num_proc=1,
+        overwrite=True,
+        cache_dir=tmp_path / "cache",
+    )
+    assert (out / "no_fg").is_dir() and not (out / "original").exists() and not (out / "marker").exists()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["in9"]
+
+
+@pytest.mark.parametrize(
+    "failure, raised",
+    [
+        (RuntimeError("disk full"), datasets.exceptions.DatasetGenerationError),
+        (KeyboardInterrupt(), KeyboardInterrupt),
+    ],
+)
+def test_failed_or_interrupted_export_leaves_nothing_and_keeps_the_old_one(
+    tmp_path, monkeypatch, failure, raised
+):
+    import in9_builder.builder as builder_module
+
+    out = _small_export(tmp_path, "e", seed=0, variants=["original"])
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    original_rows = builder_module.generate_rows
+    produced = []
+
+    def failing_rows(*args, **kwargs):
+        for row in original_rows(*args, **kwargs):
+            produced.append(row["image_id"])
+            if len(produced) == 32:  # in the second config, after the first has been written
+                raise failure
+            yield row
+
+    monkeypatch.setattr(builder_module, "generate_rows", failing_rows)
+    with pytest.raises(raised):
+        export(
+            "synthetic",
+            out,
+            seed=0,
+            variants=["original", "no_fg"],
+            source_kwargs=SMALL,
+            num_proc=1,
+            overwrite=True,
+            cache_dir=tmp_path / "cache",
+        )
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in out.parent.iterdir()) == ["in9"]  # no staging folder left
+
+
+def test_jpeg_export_and_bad_arguments(tmp_path):
+    out = _small_export(tmp_path, "f", seed=0, variants="only_bg_b", image_format="jpeg")
+    assert json.loads((out / "in9_export.json").read_text())["image_format"] == "jpeg"
+    import pyarrow.parquet as pq
+
+    cell = pq.read_table(next((out / "only_bg_b").glob("*.parquet"))).to_pylist()[0]["image"]
+    assert cell["bytes"].startswith(b"\xff\xd8")
+    with pytest.raises(In9Error, match="--image-format 'webp'"):
+        _small_export(tmp_path, "g", image_format="webp")
+    with pytest.raises(In9Error, match="--num-proc 0"):
+        _small_export(tmp_path, "h", num_proc=0)
+    with pytest.raises(In9Error, match="--variants: unknown variant 'mixed'"):
+        _small_export(tmp_path, "i", variants=["original", "mixed"])
