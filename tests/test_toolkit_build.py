@@ -223,3 +223,19 @@ def test_hub_layout_through_the_cli(toolkit_tree, tmp_path):
     assert summary["configs"]["original"]["num_rows"] == {"test": NUM_CLASSES * PER_CLASS}
     assert summary["source_params"]["summary"]["sets"]["test"]["rejected"]["box_too_large"] == 1
     shutil.rmtree(out)
+
+
+def test_flat_val_folder_takes_the_class_from_the_boxes(built, tree_copy, tmp_path):
+    _, expected, sorted_source = built
+    imagenet, boxes = tree_copy
+    for path in sorted((imagenet / "val").glob("*/*.JPEG")):  # ImageNet ships val/ flat
+        path.rename(imagenet / "val" / path.name)
+    classless = {i: r for i, r in expected.items() if r in ("no_annotation", "zero_boxes")}
+    with pytest.raises(In9Error, match="a flat val/ folder needs a box annotation"):
+        ImagenetSource(imagenet, boxes, work_dir=tmp_path / "w1", splits=("test",)).summary()
+    for image_id in classless:
+        (imagenet / "val" / f"ILSVRC2012_val_000{image_id[-5:]}.JPEG").unlink()
+    flat = ImagenetSource(imagenet, boxes, work_dir=tmp_path / "w2", splits=("test",))
+    assert flat.labels("test") == sorted_source.labels("test")
+    rejected = {r: int(r not in classless.values()) for r in expected.values()}
+    assert flat.summary()["sets"]["test"]["rejected"] == rejected
