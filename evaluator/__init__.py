@@ -1,0 +1,33 @@
+"""The IN-9 evaluator: ``evaluator.evaluate(model, data="in9", variants=None, ...) -> Results``, and
+``in9-eval``.
+
+Imports are lazy so that ``import evaluator`` (and the leaderboard, which never runs models) stays light.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from evaluator.api import evaluate
+    from evaluator.data import open_data
+    from evaluator.models import load_model, wrap_module
+    from evaluator.results import Results
+
+__all__ = ["evaluate", "open_data", "load_model", "wrap_module", "Results"]
+
+_HOMES = {
+    "evaluate": "evaluator.api",
+    "open_data": "evaluator.data",
+    "load_model": "evaluator.models",
+    "wrap_module": "evaluator.models",
+    "Results": "evaluator.results",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        import importlib
+
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'evaluator' has no attribute {name!r}")

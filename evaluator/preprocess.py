@@ -186,6 +186,7 @@ class Preprocess:
         self.crop = tuple(crop) if crop else None
         self.rescale_factor = float(rescale_factor)
         self.normalize = normalize
+        self._cached: tuple[Tensor, Tensor] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -206,15 +207,27 @@ class Preprocess:
             images = center_crop(images, self.crop)
         return images
 
+    def _affine(self, device: torch.device) -> tuple[Tensor, Tensor]:
+        # (x * rescale - mean) / std == x * (rescale / std) + (-mean / std): one in-place multiply-add.
+        if self._cached is None or self._cached[0].device != device:
+            mean, std = (
+                torch.tensor(self.mean, dtype=torch.float64),
+                torch.tensor(self.std, dtype=torch.float64),
+            )
+            if not self.normalize:
+                mean, std = torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+            scale = (self.rescale_factor / std).to(torch.float32).view(1, -1, 1, 1).to(device)
+            shift = (-mean / std).to(torch.float32).view(1, -1, 1, 1).to(device)
+            self._cached = (scale, shift)
+        return self._cached
+
     def __call__(self, images: Tensor) -> Tensor:
+        """Keeps the memory format of ``images`` (channels-last in, channels-last out)."""
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"expected a uint8 (N,3,H,W) batch, got shape {tuple(images.shape)}")
-        x = self.geometry(images).to(torch.float32) * self.rescale_factor
-        if self.normalize:
-            mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-            std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-            x = (x - mean) / std
-        return x.contiguous()
+        x = self.geometry(images).to(torch.float32)
+        scale, shift = self._affine(x.device)
+        return x.mul_(scale).add_(shift)
 
 
 def _size_dict(size) -> dict:

@@ -1,0 +1,124 @@
+"""``in9-eval``: score an image classifier on the IN-9 variants (and the challenge); a thin shell over
+:func:`evaluator.api.evaluate`. Runs on one CPU/GPU, or under ``torchrun`` / ``accelerate launch``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from in9_builder.errors import In9Error
+
+EPILOG = """examples:
+  in9-eval --model microsoft/resnet-50 --revision <sha>
+  in9-eval --model ./my-model --data ./in9 --variants original,mixed_same,mixed_rand --limit 10
+  torchrun --nproc_per_node 2 -m evaluator.cli --model ./my-model --data synthetic   (CPU, 2 processes)
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from evaluator.labels import LABEL_MODES
+    from evaluator.predict import PRECISIONS
+    from evaluator.preprocess import PROTOCOLS
+
+    p = argparse.ArgumentParser(
+        prog="in9-eval",
+        description="Score an image classifier on IN-9 (Xiao et al., "
+        "ICLR 2021): accuracy on every variant, BG-Gap, and the challenge.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", required=True, help="Hub model id or local folder (config.json + weights)")
+    p.add_argument("--revision", help="Hub branch, tag or commit sha (the resolved sha is recorded)")
+    p.add_argument(
+        "--data",
+        default="in9",
+        help="in9 (the official release, downloaded once and cached; "
+        "default), an export folder, a release tarball or folder, synthetic[:per_class=N,size=N], "
+        "or a Hub dataset id",
+    )
+    p.add_argument("--variants", help="comma-separated variants (default: all 8)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--precision", default="no", choices=PRECISIONS)
+    p.add_argument(
+        "--label-mode",
+        default="top1-mapped",
+        choices=LABEL_MODES,
+        help="how a non-9-way head is scored (default: the paper's top1-mapped)",
+    )
+    p.add_argument(
+        "--preprocess",
+        default="paper",
+        choices=PROTOCOLS,
+        help="paper: no resize of 224 images + the model's mean/std (default); processor: the "
+        "model's image processor as configured",
+    )
+    p.add_argument(
+        "--label-map", type=Path, help="JSON file: model label (name or index) -> IN-9 index or -1"
+    )
+    p.add_argument("--limit", type=int, help="first N images per class (smoke runs)")
+    p.add_argument("--output-dir", type=Path, help="default: results/<model-slug>/")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow the model repo's own Python code")
+    p.add_argument("--allow-pickle", action="store_true", help="allow pickle (.bin) weights")
+    p.add_argument("--cache-dir", type=Path, help="datasets + prediction cache (default: ~/.cache/in9)")
+    p.add_argument("--no-cache", action="store_true", help="recompute every variant, store nothing")
+    p.add_argument("--num-workers", type=int, help="image decoding processes (default: spare cores, max 4)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--challenge", action="store_true", help="also run the adversarial-backgrounds challenge")
+    p.add_argument(
+        "--challenge-analysis",
+        action="store_true",
+        help="with --challenge: per-background attack success rates and the paper's figures",
+    )
+    p.add_argument(
+        "--analysis-sample", type=int, help="with --challenge-analysis: a seeded sample of N foregrounds"
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        from evaluator.api import evaluate, model_slug
+        from evaluator.results import RESULTS_FILE, console_table
+
+        if args.num_workers is not None and args.num_workers < 0:
+            raise In9Error(f"--num-workers {args.num_workers}: use 0 or more")
+        if args.label_map is not None and not args.label_map.is_file():
+            raise In9Error(f"--label-map {args.label_map}: file not found")
+        output_dir = args.output_dir or Path("results") / model_slug(args.model)
+        results = evaluate(
+            args.model,
+            args.data,
+            args.variants,
+            revision=args.revision,
+            batch_size=args.batch_size,
+            precision=args.precision,
+            label_mode=args.label_mode,
+            preprocess=args.preprocess,
+            label_map=args.label_map,
+            limit=args.limit,
+            output_dir=output_dir,
+            trust_remote_code=args.trust_remote_code,
+            allow_pickle=args.allow_pickle,
+            cache_dir=args.cache_dir,
+            use_cache=not args.no_cache,
+            num_workers=args.num_workers,
+            progress=not args.no_progress,
+            challenge=args.challenge,
+            challenge_analysis=args.challenge_analysis,
+            analysis_sample=args.analysis_sample,
+        )
+    except In9Error as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    from accelerate.state import PartialState
+
+    if PartialState().is_main_process:
+        print(console_table(results))
+        print(f"\nwrote {output_dir / RESULTS_FILE} (+ predictions.parquet, summary.md)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

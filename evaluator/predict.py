@@ -1,0 +1,283 @@
+"""The accelerate prediction loop (spec §6.4) and the per-variant prediction cache (spec §6.5).
+
+Images are decoded once in DataLoader workers into uint8 tensors; resizing and normalising happen batched on
+the device (:mod:`evaluator.preprocess`). ``accelerator.prepare`` shards the loader across processes and
+``gather_for_metrics`` collects every row exactly once. A finished variant is written to the cache under a
+key of (model weights, protocol, label mode, precision, data fingerprint), so a rerun is instant and a
+killed run resumes at the first unfinished variant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from evaluator.labels import logits_to_in9
+from evaluator.models import LoadedModel
+from in9_builder.errors import In9Error
+
+PRECISIONS = ("no", "bf16", "fp16")
+PREDICTION_SCHEMA = pa.schema(
+    [
+        ("variant", pa.string()),
+        ("image_id", pa.string()),
+        ("fg_image_id", pa.string()),
+        ("label", pa.int64()),
+        ("prediction", pa.int64()),
+        ("raw_top1", pa.int64()),
+        ("scores", pa.list_(pa.float32(), 9)),
+    ]
+)
+
+
+def default_cache_dir() -> Path:
+    base = (
+        os.environ.get("IN9_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "in9"
+    )
+    return Path(base) / "predictions"
+
+
+def make_accelerator(precision: str = "no", *, cpu: bool | None = None):
+    """An ``Accelerator`` for inference; without a GPU ``cpu=True`` (so torchrun gives MULTI_CPU)."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    if precision not in PRECISIONS:
+        raise In9Error(f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if cpu is None:
+        cpu = not torch.cuda.is_available()
+    if precision == "fp16" and cpu:
+        raise In9Error("--precision fp16 needs a GPU; on CPU use --precision bf16 or no")
+    AcceleratorState._reset_state()  # keep the process group, allow another precision in the same process
+    return Accelerator(cpu=cpu, mixed_precision=precision)
+
+
+def to_uint8_hwc(image) -> torch.Tensor:
+    """A decoded PIL image -> uint8 (H, W, 3)."""
+    array = np.asarray(image.convert("RGB") if image.mode != "RGB" else image)
+    return torch.from_numpy(array.copy())
+
+
+class DecodedImages(torch.utils.data.Dataset):
+    """Row index + uint8 image of a ``datasets.Dataset``; decoding happens here, in the loader workers."""
+
+    def __init__(self, dataset, column: str = "image") -> None:
+        self.dataset = dataset.select_columns([column])
+        self.column = column
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        return index, to_uint8_hwc(self.dataset[index][self.column])
+
+    def __getitems__(self, indices: list[int]):
+        images = self.dataset[list(indices)][self.column]
+        return [(i, to_uint8_hwc(img)) for i, img in zip(indices, images, strict=True)]
+
+
+def collate(items):
+    indices = torch.tensor([i for i, _ in items], dtype=torch.int64)
+    images = [img for _, img in items]
+    # Stacking (H, W, 3) images and permuting gives an NCHW view in channels-last memory: no copy, and the
+    # layout convolutions run fastest in on CPU.
+    if all(img.shape == images[0].shape for img in images):
+        return indices, torch.stack(images).permute(0, 3, 1, 2)
+    return indices, [img.permute(2, 0, 1) for img in images]  # mixed sizes: preprocessed one by one
+
+
+def preprocess_batch(preprocess, images) -> torch.Tensor:
+    if isinstance(images, torch.Tensor):
+        return preprocess(images)
+    return torch.cat([preprocess(img[None]) for img in images])
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """sha256 of the state dict (names, shapes, dtypes, bytes): the weights whatever their origin."""
+    sha = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().cpu().contiguous().reshape(-1)
+        sha.update(f"{name}|{tuple(tensor.shape)}|{t.dtype}".encode())
+        sha.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return sha.hexdigest()
+
+
+@dataclass
+class PredictionCache:
+    """One parquet file per finished variant under ``root/<key>/``; written atomically by the main process."""
+
+    root: Path
+    key: dict
+
+    @property
+    def folder(self) -> Path:
+        digest = hashlib.sha256(json.dumps(self.key, sort_keys=True).encode()).hexdigest()[:24]
+        return Path(self.root) / digest
+
+    def path(self, variant: str, fingerprint: str) -> Path:
+        return self.folder / f"{variant}-{fingerprint.removeprefix('sha256:')[:16]}.parquet"
+
+    def load(self, variant: str, fingerprint: str) -> pa.Table | None:
+        path = self.path(variant, fingerprint)
+        if not path.is_file():
+            return None
+        try:
+            return pq.read_table(path, schema=PREDICTION_SCHEMA)
+        except (OSError, pa.ArrowInvalid):
+            return None  # a damaged entry is recomputed, never trusted
+
+    def store(self, variant: str, fingerprint: str, table: pa.Table) -> None:
+        path = self.path(variant, fingerprint)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (path.parent / "key.json").write_text(json.dumps(self.key, indent=1, sort_keys=True))
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+
+
+def cache_key(loaded: LoadedModel, *, label_mode: str, precision: str) -> dict:
+    return {
+        "model": loaded.model_id if loaded.source == "hub" else None,
+        "revision": loaded.revision,
+        "weights": weights_digest(loaded.model),
+        "preprocess": repr(loaded.preprocess),
+        "to_in9": hashlib.sha256(np.asarray(loaded.label_space.to_in9, dtype=np.int64).tobytes()).hexdigest(),
+        "label_mode": label_mode,
+        "precision": precision,
+    }
+
+
+def _optional_column(dataset, name: str) -> list:
+    return list(dataset[name]) if name in dataset.column_names else [None] * len(dataset)
+
+
+def predict_dataset(
+    loaded: LoadedModel,
+    dataset,
+    *,
+    accelerator,
+    model,
+    label_mode: str,
+    batch_size: int,
+    num_workers: int = 0,
+    progress: bool = True,
+    desc: str = "",
+) -> dict[str, np.ndarray]:
+    """Predict every row of ``dataset`` on all processes; every process returns all rows in row order."""
+    loader = DataLoader(
+        DecodedImages(dataset),
+        batch_size=batch_size,
+        shuffle=False,
+        collate_fn=collate,
+        num_workers=num_workers,
+        persistent_workers=False,
+        prefetch_factor=4 if num_workers else None,
+    )
+    loader = accelerator.prepare_data_loader(loader)
+    parts: list[tuple] = []
+    device = accelerator.device
+    with (
+        torch.inference_mode(),
+        tqdm(
+            total=len(dataset),
+            desc=desc,
+            unit="img",
+            leave=False,
+            disable=not (progress and accelerator.is_main_process),
+        ) as bar,
+    ):
+        for indices, images in loader:
+            x = preprocess_batch(loaded.preprocess, images).contiguous(memory_format=torch.channels_last)
+            with accelerator.autocast():
+                logits = model(x)
+            out = logits_to_in9(logits.float(), loaded.label_space, label_mode)
+            gathered = accelerator.gather_for_metrics(
+                (indices.to(device), out.pred, out.raw_top1, out.scores)
+            )
+            parts.append(tuple(t.cpu() for t in gathered))
+            bar.update(len(gathered[0]))
+    if not parts:
+        return {
+            "index": np.zeros(0, np.int64),
+            "prediction": np.zeros(0, np.int64),
+            "raw_top1": np.zeros(0, np.int64),
+            "scores": np.zeros((0, 9), np.float32),
+        }
+    index, pred, raw, scores = (torch.cat(p).numpy() for p in zip(*parts, strict=True))
+    order = np.argsort(index, kind="stable")
+    if not np.array_equal(index[order], np.arange(len(dataset))):
+        raise RuntimeError(f"gathered {len(index)} predictions for {len(dataset)} rows: rows lost or doubled")
+    return {"prediction": pred[order], "raw_top1": raw[order], "scores": scores[order].astype(np.float32)}
+
+
+def predictions_table(variant: str, dataset, columns: dict[str, np.ndarray]) -> pa.Table:
+    n = len(dataset)
+    return pa.table(
+        {
+            "variant": [variant] * n,
+            "image_id": [str(x) for x in dataset["image_id"]],
+            "fg_image_id": _optional_column(dataset, "fg_image_id"),
+            "label": np.asarray(dataset["label"], dtype=np.int64),
+            "prediction": columns["prediction"].astype(np.int64),
+            "raw_top1": columns["raw_top1"].astype(np.int64),
+            "scores": pa.FixedSizeListArray.from_arrays(
+                pa.array(columns["scores"].reshape(-1), pa.float32()), 9
+            ),
+        },
+        schema=PREDICTION_SCHEMA,
+    )
+
+
+def predict_variants(
+    loaded: LoadedModel,
+    data,
+    variants: list[str],
+    *,
+    accelerator,
+    label_mode: str,
+    batch_size: int,
+    cache: PredictionCache | None,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> tuple[pa.Table, dict[str, str]]:
+    """Predictions of every variant (from the cache where finished), and which came from where."""
+    model = accelerator.prepare_model(loaded.model, evaluation_mode=True)
+    model = model.to(memory_format=torch.channels_last)
+    tables, origin = [], {}
+    for variant in tqdm(
+        variants, desc="variants", unit="variant", disable=not (progress and accelerator.is_main_process)
+    ):
+        dataset = data.variant(variant)
+        fingerprint = data.fingerprint(variant)
+        table = cache.load(variant, fingerprint) if cache is not None else None
+        if table is not None and table.num_rows == len(dataset):
+            origin[variant] = "cache"
+        else:
+            columns = predict_dataset(
+                loaded,
+                dataset,
+                accelerator=accelerator,
+                model=model,
+                label_mode=label_mode,
+                batch_size=batch_size,
+                num_workers=num_workers,
+                progress=progress,
+                desc=variant,
+            )
+            table = predictions_table(variant, dataset, columns)
+            if cache is not None and accelerator.is_main_process:
+                cache.store(variant, fingerprint, table)
+            accelerator.wait_for_everyone()
+            origin[variant] = "computed"
+        tables.append(table)
+    return pa.concat_tables(tables) if tables else PREDICTION_SCHEMA.empty_table(), origin

@@ -1,0 +1,203 @@
+"""evaluate() end to end on the synthetic export: outputs, caching and resume, label spaces, bg_gap signs."""
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from evaluator.api import evaluate
+from evaluator.data import open_data
+from evaluator.labels import LabelSpace
+from evaluator.results import from_predictions
+from in9_builder.classes import IMAGE_VARIANTS
+from in9_builder.errors import In9Error
+
+IN9 = LabelSpace("in9", np.arange(9))
+MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+
+
+def test_full_run_writes_every_file_and_field(tiny_models, synthetic_export, tmp_path):
+    out = tmp_path / "out"
+    results = evaluate(
+        str(tiny_models["in1k"]),
+        str(synthetic_export),
+        output_dir=out,
+        cache_dir=tmp_path / "cache",
+        batch_size=16,
+        progress=False,
+    )
+    names = sorted(p.name for p in out.iterdir())
+    assert {"results.json", "predictions.parquet", "summary.md", ".eval_results"} <= set(names)
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["model"] == {
+        "id": str(tiny_models["in1k"]),
+        "revision": None,
+        "source": "local",
+        "num_labels": 1000,
+        "label_space": "imagenet-1k",
+        "num_params": 438_456,
+    }
+    assert doc["protocol"] == {
+        "label_mode": "top1-mapped",
+        "preprocess": "paper",
+        "precision": "no",
+        "batch_size": 16,
+        "limit": None,
+    }
+    summary = json.loads((synthetic_export / "in9_export.json").read_text())
+    assert list(doc["data"]["variants"]) == list(IMAGE_VARIANTS)
+    for v in IMAGE_VARIANTS:
+        assert doc["data"]["variants"][v] == {
+            "fingerprint": summary["configs"][v]["fingerprint"],
+            "count": 36,
+        }
+    assert set(doc["metrics"]) == {"accuracy", "bg_gap", "bg_reliance"}
+    assert doc["metrics"]["bg_gap"]["n_pairs"] == 36
+    env = doc["environment"]
+    assert (
+        env["device"] == "cpu" and env["num_processes"] == 1 and env["packages"]["torch"].startswith("2.13")
+    )
+    table = pq.read_table(out / "predictions.parquet")
+    assert table.num_rows == 8 * 36
+    assert table.column_names == [
+        "variant",
+        "image_id",
+        "fg_image_id",
+        "label",
+        "prediction",
+        "raw_top1",
+        "scores",
+    ]
+    assert from_predictions(table) == doc["metrics"]
+    preds = np.asarray(table["prediction"])
+    raw = np.asarray(table["raw_top1"])
+    from in9_builder.classes import IN1K_TO_IN9
+
+    assert np.array_equal(preds, IN1K_TO_IN9[raw])  # top1-mapped: the paper's rule, row by row
+    assert results.accuracy("original") == doc["metrics"]["accuracy"]["original"]["value"]
+
+
+def test_nine_way_model_and_batch_size_independence(tiny_models, synthetic_export, tmp_path):
+    kwargs = dict(variants="original,mixed_rand", cache_dir=tmp_path, use_cache=False, progress=False)
+    a = evaluate(str(tiny_models["in9"]), str(synthetic_export), batch_size=5, **kwargs)
+    b = evaluate(str(tiny_models["in9"]), str(synthetic_export), batch_size=36, num_workers=0, **kwargs)
+    assert a.model["label_space"] == "in9"
+    assert a.predictions.column("prediction").equals(b.predictions.column("prediction"))
+    assert np.allclose(
+        np.stack(a.predictions["scores"].to_numpy(zero_copy_only=False)),
+        np.stack(b.predictions["scores"].to_numpy(zero_copy_only=False)),
+        atol=1e-5,
+    )
+    assert set(a.metrics["accuracy"]) == {"original", "mixed_rand"} and "bg_gap" not in a.metrics
+
+
+class CountingModule(torch.nn.Module):
+    """A fixed random 9-way classifier that counts forward calls and can fail on the n-th."""
+
+    def __init__(self, fail_on_call: int | None = None):
+        super().__init__()
+        torch.manual_seed(0)
+        self.head = torch.nn.Linear(3 * 4 * 4, 9)
+        self.calls = 0
+        self.fail_on_call = fail_on_call
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls == self.fail_on_call:
+            raise RuntimeError("killed mid-variant")
+        return self.head(torch.nn.functional.adaptive_avg_pool2d(x, 4).flatten(1))
+
+
+def test_rerun_is_instant_and_a_killed_run_resumes(synthetic_export, tmp_path):
+    kwargs = dict(
+        mean=MEAN,
+        std=STD,
+        label_space=IN9,
+        input_size=64,
+        batch_size=12,
+        cache_dir=tmp_path,
+        num_workers=0,
+        progress=False,
+    )
+    crashing = CountingModule(fail_on_call=5)  # 3 batches per variant: dies in the 2nd batch of variant 2
+    with pytest.raises(RuntimeError, match="killed mid-variant"):
+        evaluate(crashing, str(synthetic_export), **kwargs)
+    resumed = CountingModule()
+    results = evaluate(resumed, str(synthetic_export), **kwargs)
+    origin = results.environment["prediction_origin"]
+    assert origin["original"] == "cache" and all(origin[v] == "computed" for v in IMAGE_VARIANTS[1:])
+    assert resumed.calls == 7 * 3  # the finished variant was not recomputed
+    again = CountingModule()
+    rerun = evaluate(again, str(synthetic_export), **kwargs)
+    assert again.calls == 0 and set(rerun.environment["prediction_origin"].values()) == {"cache"}
+    assert rerun.metrics == results.metrics
+    fresh = evaluate(CountingModule(), str(synthetic_export), use_cache=False, **kwargs)
+    assert fresh.metrics == results.metrics
+
+
+class NearestNeighbour(torch.nn.Module):
+    """Predicts the label of the nearest reference image in pixel space (a deliberately shallow model)."""
+
+    def __init__(self, references: torch.Tensor, labels: list[int]):
+        super().__init__()
+        self.register_buffer("refs", references.flatten(1))
+        self.register_buffer("onehot", torch.nn.functional.one_hot(torch.tensor(labels), 9).float())
+
+    def forward(self, x):
+        return self.onehot[torch.cdist(x.flatten(1), self.refs).argmin(1)]
+
+
+def _reference_model(data, variant: str) -> NearestNeighbour:
+    from evaluator.preprocess import Preprocess
+
+    ds = data.variant(variant)
+    images = torch.stack(
+        [torch.from_numpy(np.array(img.convert("RGB"))).permute(2, 0, 1) for img in ds["image"]]
+    )
+    pre = Preprocess(mean=MEAN, std=STD, input_size=tuple(images.shape[-2:]))
+    return NearestNeighbour(pre(images), ds["label"])
+
+
+def test_background_only_and_foreground_only_models_give_the_expected_bg_gap(synthetic_export, tmp_path):
+    data = open_data(str(synthetic_export), cache_dir=tmp_path)
+    kwargs = dict(
+        mean=MEAN,
+        std=STD,
+        label_space=IN9,
+        input_size=64,
+        variants="mixed_same,mixed_rand",
+        cache_dir=tmp_path,
+        use_cache=False,
+        num_workers=0,
+        progress=False,
+    )
+    # Looks only at backgrounds: nearest Only-BG-T image (the pool the mixed backgrounds come from).
+    bg = evaluate(_reference_model(data, "only_bg_t"), data, **kwargs).metrics
+    # Looks only at foregrounds: nearest Only-FG image.
+    fg = evaluate(_reference_model(data, "only_fg"), data, **kwargs).metrics
+    same, rand = data.variant("mixed_same"), data.variant("mixed_rand")
+    rand_bg_matches = float(np.mean(np.asarray(rand["bg_label"]) == np.asarray(rand["label"])))
+    assert bg["accuracy"]["mixed_same"]["value"] > 0.9
+    assert bg["bg_gap"]["value"] > 0.5 and bg["bg_gap"]["ci95"][0] > 0.3
+    assert bg["accuracy"]["mixed_rand"]["value"] <= rand_bg_matches + 0.15
+    assert (
+        abs(fg["bg_gap"]["value"]) < 0.15 and fg["bg_gap"]["ci95"][0] <= 0 <= fg["bg_gap"]["ci95"][1] + 1e-9
+    )
+    assert len(same) == len(rand) == bg["bg_gap"]["n_pairs"]
+
+
+def test_user_errors_before_any_work(tiny_models, synthetic_export, tmp_path):
+    model = str(tiny_models["in9"])
+    with pytest.raises(In9Error, match="--variants: unknown variant 'mixed'"):
+        evaluate(model, str(synthetic_export), "original,mixed")
+    with pytest.raises(In9Error, match="--label-mode 'top5'"):
+        evaluate(model, str(synthetic_export), label_mode="top5")
+    with pytest.raises(In9Error, match="--batch-size 0"):
+        evaluate(model, str(synthetic_export), batch_size=0)
+    if not torch.cuda.is_available():
+        with pytest.raises(In9Error, match="--precision fp16 needs a GPU"):
+            evaluate(model, str(synthetic_export), precision="fp16")
+    with pytest.raises(In9Error, match="pass mean= and std="):
+        evaluate(torch.nn.Linear(2, 9), str(synthetic_export))

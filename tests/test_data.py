@@ -1,0 +1,85 @@
+"""open_data (spec §3, §6.5): export folders, synthetic, limits, fingerprints, errors."""
+
+import json
+import shutil
+
+import pytest
+
+from evaluator.data import first_per_class, open_data
+from in9_builder.errors import In9Error
+
+
+def test_export_folder_variants_and_fingerprints(synthetic_export, tmp_path):
+    data = open_data(str(synthetic_export), cache_dir=tmp_path)
+    summary = json.loads((synthetic_export / "in9_export.json").read_text())
+    ds = data.variant("mixed_rand")
+    assert len(ds) == 36
+    assert {"image", "label", "image_id", "fg_image_id", "bg_image_id", "bg_label"} <= set(ds.column_names)
+    assert data.fingerprint("mixed_rand") == summary["configs"]["mixed_rand"]["fingerprint"]
+    assert set(data.variant("fg_mask").column_names) >= {"image", "mask", "label", "image_id"}
+    block = data.describe(["mixed_rand"])
+    assert block["source"] == "synthetic" and block["edition"] == "seeded" and block["seed"] == 0
+    assert block["variants"] == {
+        "mixed_rand": {"fingerprint": summary["configs"]["mixed_rand"]["fingerprint"], "count": 36}
+    }
+
+
+def test_limit_takes_the_first_n_per_class(synthetic_export, tmp_path):
+    full = open_data(str(synthetic_export), cache_dir=tmp_path).variant("original")
+    limited = open_data(str(synthetic_export), limit=2, cache_dir=tmp_path)
+    ds = limited.variant("original")
+    assert len(ds) == 18
+    expected = [full[i]["image_id"] for i in first_per_class(full["label"], 2)]
+    assert ds["image_id"] == expected
+    assert sorted(ds["label"]) == sorted(list(range(9)) * 2)
+    # The fingerprint is of the rows evaluated, so a limited run never claims the full export's.
+    assert limited.fingerprint("original") != open_data(
+        str(synthetic_export), cache_dir=tmp_path
+    ).fingerprint("original")
+
+
+def test_first_per_class():
+    assert first_per_class([0, 0, 0, 1, 2, 2, 1], 2) == [0, 1, 3, 4, 5, 6]
+
+
+def test_modified_export_is_refused(synthetic_export, tmp_path):
+    copy = tmp_path / "in9"
+    shutil.copytree(synthetic_export, copy)
+    summary = json.loads((copy / "in9_export.json").read_text())
+    summary["configs"]["original"]["fingerprint"] = "sha256:" + "0" * 64
+    summary["configs"]["original"]["fingerprints"]["test"] = "sha256:" + "0" * 64
+    (copy / "in9_export.json").write_text(json.dumps(summary))
+    with pytest.raises(
+        In9Error, match="config 'original' has fingerprint .* in9_export.json records sha256:000"
+    ):
+        open_data(str(copy), cache_dir=tmp_path / "c").fingerprint("original")
+
+
+def test_synthetic_source_through_the_builder(tmp_path):
+    data = open_data("synthetic:per_class=2,size=32", cache_dir=tmp_path)
+    ds = data.variant("mixed_same")
+    assert len(ds) == 18 and ds[0]["image"].size == (32, 32)
+    again = open_data("synthetic:per_class=2,size=32", cache_dir=tmp_path / "other")
+    assert again.fingerprint("mixed_same") == data.fingerprint("mixed_same")
+    assert data.describe()["edition"] == "seeded"
+
+
+@pytest.mark.parametrize(
+    ("data", "kwargs", "match"),
+    [
+        ("/nonexistent/in9", {}, r"--data /nonexistent/in9: no such file or folder"),
+        ("synthetic:per_class=x", {}, r"expected synthetic\[:per_class=N"),
+        ("synthetic", {"limit": 0}, r"--limit 0"),
+    ],
+)
+def test_bad_data_arguments(data, kwargs, match):
+    with pytest.raises(In9Error, match=match):
+        open_data(data, **kwargs)
+
+
+def test_missing_variant_in_export(synthetic_export, tmp_path):
+    copy = tmp_path / "in9"
+    shutil.copytree(synthetic_export, copy)
+    shutil.rmtree(copy / "mixed_next")
+    with pytest.raises(In9Error, match="the export has no 'mixed_next' test split"):
+        open_data(str(copy), cache_dir=tmp_path / "c").variant("mixed_next")
