@@ -136,9 +136,7 @@ def plant_rejections(writer: TreeWriter, wnid: str) -> dict[str, str]:
         writer.add("val", wnid, photo, [box, [2, 2, 12, 12]]): "multiple_boxes",
         writer.add("val", wnid, photo, [box], xml_size=(TREE_SIZE + 1, TREE_SIZE)): "size_mismatch",
         writer.add("val", wnid, photo, [[40, 20, 30, 43]]): "invalid_box",
-        writer.add(
-            "val", wnid, photo, [[1, 1, TREE_SIZE - 2, TREE_SIZE - 2]]
-        ): "box_too_large",  # ~95 % of the crop
+        writer.add("val", wnid, photo, [[5, 5, 59, 59]]): "box_too_large",  # 96.5 % of the crop
         writer.add("val", wnid, tall, [[10, 2, 49, 29]]): "box_cropped",  # mostly above the centre crop
         writer.add("val", wnid, np.full((TREE_SIZE, TREE_SIZE, 3), 128, np.uint8), [box]): "grabcut_failed",
     }

@@ -34,6 +34,12 @@ def test_box_through_crop_counts_pixels_exactly():
 
 
 def test_geometry_filters():
+    box, in_crop, _ = box_through_crop(64, 64, (5, 5, 59, 59))  # the planted "95 %" box of the test tree
+    assert (
+        round(in_crop / 224**2, 3) == 0.965 and check_geometry((5, 5, 59, 59), 64, 64)[0] == "box_too_large"
+    )
+    assert check_geometry((6, 6, 59, 59), 64, 64)[0] == "box_too_large"  # 93.0 %
+    assert check_geometry((7, 7, 59, 59), 64, 64) == (None, (12, 12, 223, 223))  # 89.6 %: kept
     assert check_geometry((0, 0, 250, 250), 256, 256)[0] == "box_too_large"  # 224*224 of 224*224 in the crop
     assert check_geometry((0, 100, 30, 150), 256, 256)[0] == "box_cropped"  # keeps 15 of 31 columns: < 50 %
     assert check_geometry((0, 100, 32, 150), 256, 256)[0] is None  # keeps 17 of 33 columns: >= 50 %
