@@ -29,17 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evaluator.results import CHALLENGE_FILE, PREDICTIONS_FILE, SCHEMA, check_document, from_predictions
 from hub_cards import CANONICAL_FINGERPRINTS, published_rows
-from in9_builder.classes import IMAGE_VARIANTS
+from in9_builder.classes import CLASS_NAMES, IMAGE_VARIANTS
 from in9_builder.errors import In9Error
 
-SCHEMA = "in9-results/1"
 REGISTRY_SCHEMA = "in9-canonical/1"
-PREDICTIONS_FILE = "predictions.parquet"
-CHALLENGE_FILE = "challenge.parquet"
 REQUIRED_VARIANTS = ("original", "mixed_same", "mixed_rand")
-LABEL_MODES = ("top1-mapped", "restricted", "superclass-sum")
-PREPROCESS_PROTOCOLS = ("paper", "processor")
 # Recomputed numbers must equal the claimed ones; this only absorbs float printing, never a real difference.
 TOLERANCE = 1e-9
 _GIT_SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -233,6 +229,10 @@ def _check_header(file: Path, doc: Mapping[str, Any], allow_unpinned: bool) -> l
         out.append(
             Problem(file, "model.revision", f"{revision!r} is not a commit sha; pin the exact weights")
         )
+    # the protocol names from where they are defined (label mapping and preprocessing, not the model runner)
+    from evaluator.labels import LABEL_MODES
+    from evaluator.preprocess import PROTOCOLS as PREPROCESS_PROTOCOLS
+
     protocol = doc.get("protocol") or {}
     if protocol.get("label_mode") not in LABEL_MODES:
         out.append(
@@ -314,47 +314,49 @@ def _short(value: Any) -> str:
 
 
 def _check_predictions(file: Path, doc: Mapping[str, Any]) -> list[Problem]:
-    from evaluator import metrics
-
     path = file.parent / PREDICTIONS_FILE
     if not path.exists():
         return [Problem(path, "file", "missing; a submission ships the predictions its metrics come from")]
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path).to_pydict()
+        table = pq.read_table(path)
     except Exception as e:  # a damaged parquet file is a user input error, not a crash
         return [Problem(path, "file", f"not a readable parquet file ({type(e).__name__}: {e})")]
     required = ("variant", "image_id", "fg_image_id", "label", "prediction")
-    missing = [c for c in required if c not in table]
+    missing = [c for c in required if c not in table.column_names]
     if missing:
         return [Problem(path, "columns", f"missing {', '.join(missing)}; expected the in9-eval schema")]
     variants = (doc.get("data") or {}).get("variants") or {}
-    by_variant: dict[str, dict[str, list]] = {}
-    for i, variant in enumerate(table["variant"]):
-        cols = by_variant.setdefault(variant, {c: [] for c in required})
-        for c in required:
-            cols[c].append(table[c][i])
+    ids: dict[str, list[str]] = {}
+    for variant, image_id in zip(table["variant"].to_pylist(), table["image_id"].to_pylist(), strict=True):
+        ids.setdefault(variant, []).append(image_id)
     out: list[Problem] = []
-    for name in sorted(set(by_variant) | {v for v in variants if v in IMAGE_VARIANTS}):
-        rows = by_variant.get(name, {"image_id": []})
+    for name in sorted(set(ids) | {v for v in variants if v in IMAGE_VARIANTS}):
+        rows = ids.get(name, [])
         claimed = (variants.get(name) or {}).get("count")
-        if len(rows["image_id"]) != claimed:
+        if len(rows) != claimed:
             out.append(
                 Problem(
                     path,
                     f"variant {name}",
-                    f"{len(rows['image_id'])} rows, but results.json data.variants.{name}.count is {claimed}",
+                    f"{len(rows)} rows, but results.json data.variants.{name}.count is {claimed}",
                 )
             )
-        elif len(set(rows["image_id"])) != len(rows["image_id"]):
+        elif len(set(rows)) != len(rows):
             out.append(Problem(path, f"variant {name}", "an image_id appears twice"))
+    labels, predictions = table["label"].to_pylist(), table["prediction"].to_pylist()
+    if not all(0 <= y < len(CLASS_NAMES) for y in labels) or not all(
+        -1 <= p < len(CLASS_NAMES) for p in predictions
+    ):
+        out.append(Problem(path, "label/prediction", "values outside 0..8 (labels) or -1..8 (predictions)"))
     if out:
         return out
     claimed_metrics = doc.get("metrics") or {}
-    recomputed = metrics.variant_metrics(by_variant)
+    # the evaluator's own recomputation (evaluator.results.from_predictions over evaluator.metrics)
+    recomputed = from_predictions(table)
     what = PREDICTIONS_FILE
-    for name in sorted(by_variant):
+    for name in recomputed["accuracy"]:
         out += _compare(
             file,
             f"metrics.accuracy.{name}",
@@ -453,6 +455,11 @@ def validate_submission(
     if registry is None:
         registry, registry_name = load_registry(), str(CANONICAL_FINGERPRINTS)
     problems = _check_header(file, doc, allow_unpinned)
+    if not problems:
+        try:  # the rest of the schema, as the evaluator's own reader checks it
+            check_document(doc, source=str(file))
+        except In9Error as e:
+            return Submission(file, doc, [Problem(file, "schema", str(e).removeprefix(f"{file}: "))])
     if (doc.get("data") or {}).get("variants"):
         problems += _check_fingerprints(file, doc["data"], registry, registry_name or "the registry")
     problems += _check_predictions(file, doc)
