@@ -40,6 +40,9 @@ from in9_builder.errors import In9Error
 Predict = Callable[[torch.Tensor], torch.Tensor]
 
 STATE_FLUSH_SECONDS = 2.0  # the longest a decided foreground waits in memory before it is saved
+# Foregrounds in flight re-sort their untried backgrounds by the current ranking every this many batches (when
+# it changed): a count, not a clock, so that a run's schedule is reproducible.
+RESORT_EVERY_BATCHES = 16
 
 CHALLENGE_COLUMNS = (
     "fg_image_id",
@@ -87,6 +90,7 @@ class BackgroundRanking:
         self._index = np.arange(size, dtype=np.int64)
         self._order = self._index
         self._stale = False
+        self.version = 0  # bumped whenever the counts change
 
     def record(self, bg_index: np.ndarray, fg_labels: np.ndarray, preds: np.ndarray) -> None:
         if not self.reorder:
@@ -98,6 +102,7 @@ class BackgroundRanking:
             np.add.at(self.fooled, bg_index[fooled], 1)
             np.add.at(self.class_fooled, bg_index[class_fooled], 1)
             self._stale = True
+            self.version += 1
 
     def order(self) -> np.ndarray:
         """Pool indices, most fooling first; ties by pool index (np.lexsort: last key is the primary one)."""
@@ -105,6 +110,13 @@ class BackgroundRanking:
             self._order = np.lexsort((self._index, -self.fooled, -self.class_fooled))
             self._stale = False
         return self._order
+
+    def positions(self) -> np.ndarray:
+        """The rank of every pool index in :meth:`order`."""
+        order = self.order()
+        positions = np.empty_like(order)
+        positions[order] = self._index
+        return positions
 
 
 class _Foreground:
@@ -126,6 +138,11 @@ class _Foreground:
         chunk = self.todo[self.cursor : self.cursor + count]
         self.cursor += len(chunk)
         return chunk
+
+    def resort(self, positions: np.ndarray) -> None:
+        """Try the untried backgrounds in a newer order (the same set: the outcome cannot change)."""
+        rest = self.todo[self.cursor :]
+        self.todo, self.cursor = rest[np.argsort(positions[rest], kind="stable")], 0
 
     def observe(self, bgs: np.ndarray, preds: np.ndarray, pool_labels: np.ndarray) -> None:
         self.passes += len(bgs)
@@ -191,7 +208,14 @@ def search_backgrounds(
     queue = iter(range(len(fg_labels)))
     active: list[_Foreground] = []
     exhausted_queue = False
+    batches, resorted_at, resorted_version = 0, 0, ranking.version
     while True:
+        if (ranking.reorder and ranking.version != resorted_version
+                and batches - resorted_at >= RESORT_EVERY_BATCHES):
+            positions = ranking.positions()
+            for fg in active:
+                fg.resort(positions)
+            resorted_at, resorted_version = batches, ranking.version
         # Keep up to batch_size foregrounds in flight; each gets an equal share of the batch.
         while not exhausted_queue and len(active) < batch_size:
             index = next(queue, None)
@@ -217,6 +241,7 @@ def search_backgrounds(
             torch.from_numpy(bg_index).to(device),
         )
         preds = predict(batch).cpu().numpy()
+        batches += 1
         ranking.record(bg_index, fg_labels[fg_index], preds)
         start = 0
         for fg, chunk in plan:
