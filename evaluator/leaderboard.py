@@ -408,7 +408,18 @@ def _check_challenge(file: Path, doc: Mapping[str, Any]) -> list[Problem]:
                 )
             )
             break
-    fg_count = ((doc.get("data") or {}).get("variants") or {}).get("fg_mask", {}).get("count")
+    data_variants = (doc.get("data") or {}).get("variants") or {}
+    pool = data_variants.get("only_bg_t", {}).get("count")
+    if claimed.get("pool_size") is not None and pool is not None and claimed["pool_size"] != pool:
+        out.append(
+            Problem(
+                file,
+                "metrics.challenge.pool_size",
+                f"{claimed['pool_size']}, but the challenge uses "
+                f"every only_bg_t background: data.variants.only_bg_t.count is {pool}",
+            )
+        )
+    fg_count = data_variants.get("fg_mask", {}).get("count")
     if fg_count is not None and len(rows) != fg_count:
         out.append(
             Problem(path, "rows", f"{len(rows)} foregrounds, but data.variants.fg_mask.count is {fg_count}")

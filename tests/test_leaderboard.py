@@ -137,6 +137,11 @@ JSON_TAMPERING = [
         "metrics.challenge.num_vulnerable: claimed 0, recomputed from challenge.parquet: 20",
     ),
     (
+        "pool-size",
+        _set("metrics.challenge.pool_size", 10),
+        "metrics.challenge.pool_size: 10, but the challenge uses every only_bg_t background",
+    ),
+    (
         "challenge-acc",
         _set("metrics.challenge.challenge_accuracy", 0.9),
         "metrics.challenge.challenge_accuracy: claimed 0.9, recomputed from challenge.parquet: 0.444444",
