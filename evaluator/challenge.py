@@ -425,7 +425,8 @@ def _weights_digest(model: torch.nn.Module) -> str:
 
     digest = hashlib.sha256()  # over the values only: a wrapper module renames the keys, not the weights
     for _, tensor in sorted(model.state_dict().items()):
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        # reshape(-1): a 0-d tensor (BatchNorm's num_batches_tracked) cannot be viewed as bytes
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return "sha256:" + digest.hexdigest()
 
 
