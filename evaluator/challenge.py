@@ -420,27 +420,13 @@ class ChallengeState:
         self._last_flush = time.monotonic()
 
 
-def _weights_digest(model: torch.nn.Module) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()  # over the values only: a wrapper module renames the keys, not the weights
-    for _, tensor in sorted(model.state_dict().items()):
-        # reshape(-1): a 0-d tensor (BatchNorm's num_batches_tracked) cannot be viewed as bytes
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return "sha256:" + digest.hexdigest()
-
-
 def run_key(loaded: Any, data: Any, label_mode: str, precision: str) -> dict:
-    """What identifies a challenge run's outcomes (the resume key)."""
+    """What identifies a challenge run's outcomes (the resume key): the prediction cache's key (model,
+    weights, preprocessing, label space and mode, precision) plus the two configs' fingerprints."""
+    from evaluator.predict import cache_key
+
     return {
-        "model_id": loaded.model_id,
-        "revision": loaded.revision,
-        # Without a pinned revision (local folder, bare module) the weights themselves identify the model.
-        "weights": None if loaded.revision else _weights_digest(loaded.model),
-        "num_labels": loaded.num_labels,
-        "label_mode": label_mode,
-        "preprocess": repr(loaded.preprocess),
-        "precision": precision,
+        **cache_key(loaded, label_mode=label_mode, precision=precision),
         "fg_mask": data.fingerprint("fg_mask"),
         "only_bg_t": data.fingerprint("only_bg_t"),
     }

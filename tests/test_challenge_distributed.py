@@ -31,12 +31,13 @@ import json, sys
 from pathlib import Path
 from accelerate import Accelerator
 from evaluator.challenge import run_challenge
-from tests.test_challenge import ArraySource, PrototypeNet, make_world, wrap
+from tests.test_challenge import ArraySource, Dies, PrototypeNet, make_world, wrap
 
 out, reorder, batch_size, sample = Path(sys.argv[1]), sys.argv[2] == "1", int(sys.argv[3]), int(sys.argv[4])
 accelerator = Accelerator(cpu=True)
 world = make_world()
-result = run_challenge(wrap(PrototypeNet(world["fg_colours"], world["bg_colours"])), ArraySource(world),
+net = Dies(PrototypeNet(world["fg_colours"], world["bg_colours"]), 10**9)  # the killed run's module, alive
+result = run_challenge(wrap(net), ArraySource(world),
                        accelerator=accelerator, label_mode="top1-mapped", batch_size=batch_size,
                        state_dir=out / "state", reorder=reorder, analysis=sample > 0,
                        analysis_sample=sample or None, progress=False,
