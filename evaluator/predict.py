@@ -62,10 +62,9 @@ def make_accelerator(precision: str = "no", *, cpu: bool | None = None):
     return Accelerator(cpu=cpu, mixed_precision=precision)
 
 
-def to_uint8_hwc(image) -> torch.Tensor:
-    """A decoded PIL image -> uint8 (H, W, 3)."""
-    array = np.asarray(image.convert("RGB") if image.mode != "RGB" else image)
-    return torch.from_numpy(array.copy())
+def to_uint8_hwc(image) -> np.ndarray:
+    """A decoded PIL image -> uint8 (H, W, 3) array."""
+    return np.asarray(image.convert("RGB") if image.mode != "RGB" else image)
 
 
 class DecodedImages(torch.utils.data.Dataset):
@@ -89,11 +88,11 @@ class DecodedImages(torch.utils.data.Dataset):
 def collate(items):
     indices = torch.tensor([i for i, _ in items], dtype=torch.int64)
     images = [img for _, img in items]
-    # Stacking (H, W, 3) images and permuting gives an NCHW view in channels-last memory: no copy, and the
-    # layout convolutions run fastest in on CPU.
+    # np.stack of (H, W, 3) images then a permute gives an NCHW view in channels-last memory: one copy
+    # (numpy's stack is several times faster than torch.stack on uint8), in the layout convolutions like.
     if all(img.shape == images[0].shape for img in images):
-        return indices, torch.stack(images).permute(0, 3, 1, 2)
-    return indices, [img.permute(2, 0, 1) for img in images]  # mixed sizes: preprocessed one by one
+        return indices, torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
+    return indices, [torch.from_numpy(np.array(img)).permute(2, 0, 1) for img in images]
 
 
 def preprocess_batch(preprocess, images) -> torch.Tensor:
