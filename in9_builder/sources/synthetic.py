@@ -53,84 +53,104 @@ def _parse_image_id(image_id: str) -> tuple[int, int]:
 
 
 def _rgb(hue: float, sat: float, val: float) -> np.ndarray:
-    return np.array(colorsys.hsv_to_rgb(hue % 1.0, min(max(sat, 0.0), 1.0), min(max(val, 0.0), 1.0))) * 255.0
+    rgb = colorsys.hsv_to_rgb(hue % 1.0, min(max(sat, 0.0), 1.0), min(max(val, 0.0), 1.0))
+    return np.array(rgb, dtype=np.float32) * np.float32(255.0)
+
+
+def _uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    # A Python float: a numpy float64 scalar would promote the float32 arrays it touches to float64 (slow).
+    return float(rng.uniform(low, high))
 
 
 @functools.lru_cache(maxsize=8)
-def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
-    # Pixel-centre-free coordinate grids, cached: every scene of a size uses the same ones (read-only).
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
-    ys.setflags(write=False)
-    xs.setflags(write=False)
-    return ys, xs
+def _noise_tile(size: int) -> np.ndarray:
+    """A fixed 2x-size field of sensor-like noise; each scene reads a random window of it (cheap, seeded)."""
+    noise = np.random.default_rng(0x5EED).standard_normal((2 * size, 2 * size, 1), dtype=np.float32) * 6.0
+    noise.setflags(write=False)
+    return noise
 
 
 def _texture(family: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """A background of texture family ``family`` (0..8) in that family's palette, float32 HxWx3 in 0..255."""
-    ys, xs = (g / size for g in _grid(size))
-    freq = rng.uniform(3.0, 7.0)
-    phase = rng.uniform(0, 2 * math.pi)
-    angle = rng.uniform(0, math.pi)
+    """A background of texture family ``family`` (0..8) in that family's palette, float32 HxWx3 in 0..255.
+
+    Built from 1-D profiles broadcast to 2-D wherever the pattern is separable: scenes are regenerated for
+    every config of an export, so this is on the export's hot path.
+    """
+    axis = np.arange(size, dtype=np.float32) / np.float32(size)
+    y, x = axis[:, None], axis[None, :]
+    freq = _uniform(rng, 3.0, 7.0)
+    phase = _uniform(rng, 0, 2 * math.pi)
+    angle = _uniform(rng, 0, math.pi)
+    k = 2 * math.pi * freq
     if family == 0:  # horizontal stripes
-        t = np.sin(2 * math.pi * freq * ys + phase) > 0
+        t = np.sin(k * y + phase) > 0
     elif family == 1:  # vertical stripes
-        t = np.sin(2 * math.pi * freq * xs + phase) > 0
+        t = np.sin(k * x + phase) > 0
     elif family == 2:  # checkerboard
-        t = (np.floor(xs * freq + phase) + np.floor(ys * freq)) % 2 == 0
-    elif family == 3:  # diagonal stripes
-        t = np.sin(2 * math.pi * freq * (xs + ys) / math.sqrt(2) + phase) > 0
+        t = (np.floor(x * freq + phase) % 2 == 0) ^ (np.floor(y * freq) % 2 == 0)
+    elif family == 3:  # diagonal stripes: sin(a x + a y + p), expanded into outer products
+        a = k / math.sqrt(2)
+        t = np.sin(a * x) * np.cos(a * y + phase) + np.cos(a * x) * np.sin(a * y + phase) > 0
     elif family == 4:  # dot grid
-        t = ((xs * freq + phase) % 1 - 0.5) ** 2 + ((ys * freq) % 1 - 0.5) ** 2 < 0.08
+        t = ((x * freq + phase) % 1 - 0.5) ** 2 + ((y * freq) % 1 - 0.5) ** 2 < 0.08
     elif family == 5:  # concentric rings around a random centre
-        cx, cy = rng.uniform(0, 1, size=2)
-        t = np.sin(2 * math.pi * freq * np.hypot(xs - cx, ys - cy) + phase) > 0
+        cx, cy = _uniform(rng, 0, 1), _uniform(rng, 0, 1)
+        t = np.sin(k * np.sqrt((x - cx) ** 2 + (y - cy) ** 2) + phase) > 0
     elif family == 6:  # smooth linear gradient at a random angle
-        t = np.clip(0.5 + (math.cos(angle) * (xs - 0.5) + math.sin(angle) * (ys - 0.5)), 0, 1)
+        t = np.clip(0.5 + math.cos(angle) * (x - 0.5) + math.sin(angle) * (y - 0.5), 0, 1)
     elif family == 7:  # soft blobs
-        t = 0.5 + 0.5 * np.sin(2 * math.pi * freq / 2 * xs + phase) * np.sin(
-            2 * math.pi * freq / 2 * ys + angle
-        )
+        t = 0.5 + 0.5 * np.sin(k / 2 * x + phase) * np.sin(k / 2 * y + angle)
     else:  # wavy stripes
-        t = np.sin(2 * math.pi * freq * (ys + 0.08 * np.sin(2 * math.pi * 2 * xs + angle)) + phase) > 0
-    hue = family / NUM_CLASSES + rng.uniform(-0.02, 0.02)
-    light = _rgb(hue, 0.45 + rng.uniform(-0.1, 0.1), 0.9 + rng.uniform(-0.08, 0.08))
-    dark = _rgb(hue, 0.85 + rng.uniform(-0.1, 0.1), 0.45 + rng.uniform(-0.1, 0.1))
-    t = t.astype(np.float32)[..., None]
-    return light * (1 - t) + dark * t
+        t = np.sin(k * (y + 0.08 * np.sin(4 * math.pi * x + angle)) + phase) > 0
+    hue = family / NUM_CLASSES + _uniform(rng, -0.02, 0.02)
+    light = _rgb(hue, 0.45 + _uniform(rng, -0.1, 0.1), 0.9 + _uniform(rng, -0.08, 0.08))
+    dark = _rgb(hue, 0.85 + _uniform(rng, -0.1, 0.1), 0.45 + _uniform(rng, -0.1, 0.1))
+    t = np.broadcast_to(t, (size, size))
+    if t.dtype == bool:
+        return np.where(t[..., None], dark, light)
+    return light + (dark - light) * t.astype(np.float32)[..., None]
 
 
 def _shape_mask(label: int, size: int, rng: np.random.Generator) -> np.ndarray:
     """The class's shape at a random position, scale and rotation: H x W bool."""
-    radius = rng.uniform(0.18, 0.34) * size
-    cx, cy = rng.uniform(radius + 1, size - radius - 2, size=2)
-    rot = rng.uniform(0, 2 * math.pi)
-    ys, xs = _grid(size)
-    dx, dy = (xs + 0.5 - cx) / radius, (ys + 0.5 - cy) / radius
+    radius = _uniform(rng, 0.18, 0.34) * size
+    cx, cy = _uniform(rng, radius + 1, size - radius - 2), _uniform(rng, radius + 1, size - radius - 2)
+    rot = _uniform(rng, 0, 2 * math.pi)
+    # Every shape lies within 1.05 radii of its centre: evaluate only that window.
+    reach = 1.1 * radius
+    x0, x1 = max(0, int(cx - reach)), min(size, int(cx + reach) + 2)
+    y0, y1 = max(0, int(cy - reach)), min(size, int(cy + reach) + 2)
+    dx = (np.arange(x0, x1, dtype=np.float32)[None, :] + 0.5 - cx) / radius
+    dy = (np.arange(y0, y1, dtype=np.float32)[:, None] + 0.5 - cy) / radius
     u = math.cos(rot) * dx + math.sin(rot) * dy
     v = -math.sin(rot) * dx + math.cos(rot) * dy
-    rho, theta = np.hypot(u, v), np.arctan2(v, u)
+    rho = np.sqrt(u * u + v * v)
 
     def polygon(sides: int) -> np.ndarray:
         sector = 2 * math.pi / sides
-        return rho * np.cos((theta % sector) - sector / 2) <= math.cos(sector / 2)
+        return rho * np.cos((np.arctan2(v, u) % sector) - sector / 2) <= math.cos(sector / 2)
 
     if label == 0:  # dog: disc
-        return rho <= 0.9
-    if label == 1:  # bird: triangle
-        return polygon(3)
-    if label == 2:  # wheeled vehicle: square
-        return polygon(4)
-    if label == 3:  # reptile: plus-shaped cross
-        return ((np.abs(u) <= 0.3) & (np.abs(v) <= 1)) | ((np.abs(v) <= 0.3) & (np.abs(u) <= 1))
-    if label == 4:  # carnivore: ring
-        return (rho <= 1) & (rho >= 0.55)
-    if label == 5:  # insect: five-pointed star
-        return rho <= 0.55 + 0.45 * np.cos(5 * theta)
-    if label == 6:  # musical instrument: hexagon
-        return polygon(6)
-    if label == 7:  # primate: crescent
-        return (rho <= 1) & (np.hypot(u - 0.45, v) > 0.8)
-    return (u / 1.0) ** 2 + (v / 0.42) ** 2 <= 1  # fish: elongated ellipse
+        inside = rho <= 0.9
+    elif label == 1:  # bird: triangle
+        inside = polygon(3)
+    elif label == 2:  # wheeled vehicle: square
+        inside = polygon(4)
+    elif label == 3:  # reptile: plus-shaped cross
+        inside = ((np.abs(u) <= 0.3) & (np.abs(v) <= 1)) | ((np.abs(v) <= 0.3) & (np.abs(u) <= 1))
+    elif label == 4:  # carnivore: ring
+        inside = (rho <= 1) & (rho >= 0.55)
+    elif label == 5:  # insect: five-pointed star
+        inside = rho <= 0.55 + 0.45 * np.cos(5 * np.arctan2(v, u))
+    elif label == 6:  # musical instrument: hexagon
+        inside = polygon(6)
+    elif label == 7:  # primate: crescent
+        inside = (rho <= 1) & ((u - 0.45) ** 2 + v * v > 0.64)
+    else:  # fish: elongated ellipse
+        inside = u * u + (v / 0.42) ** 2 <= 1
+    mask = np.zeros((size, size), dtype=bool)
+    mask[y0:y1, x0:x1] = inside
+    return mask
 
 
 def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
@@ -227,13 +247,15 @@ class SyntheticSource:
             family = label
         else:
             family = int((label + 1 + rng.integers(NUM_CLASSES - 1)) % NUM_CLASSES)
-        background = _texture(family, self.size, rng)
-        background += 6.0 * rng.standard_normal(size=background.shape, dtype=np.float32)
-        shape = _shape_mask(label, self.size, rng)
-        colour = _rgb(rng.uniform(0, 1), rng.uniform(0.3, 1.0), rng.uniform(0.35, 1.0))
-        shading = np.linspace(1.0, 0.8, self.size, dtype=np.float32)[:, None, None]
-        image = np.where(shape[..., None], colour * shading, background)
-        image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+        size = self.size
+        background = _texture(family, size, rng)
+        oy, ox = (int(o) for o in rng.integers(0, size, size=2))
+        background += _noise_tile(size)[oy : oy + size, ox : ox + size]
+        shape = _shape_mask(label, size, rng)
+        colour = _rgb(_uniform(rng, 0, 1), _uniform(rng, 0.3, 1.0), _uniform(rng, 0.35, 1.0))
+        shading = np.linspace(1.0, 0.8, size, dtype=np.float32)[:, None, None]
+        np.copyto(background, colour * shading, where=shape[..., None])  # in place: one pass, no new array
+        image = np.rint(np.clip(background, 0, 255, out=background), out=background).astype(np.uint8)
         mask = shape.astype(np.uint8)
         return Scene(synthetic_image_id(label, index, split), label, image, mask, _bbox(shape))
 
