@@ -145,7 +145,10 @@ def _builder(
             cache_dir=cache_dir,
             splits=("test",),
         )
-        builder.download_and_prepare()
+        try:
+            builder.download_and_prepare()
+        except In9Error as err:  # name in9-eval's flag, not in9-build's
+            raise In9Error(f"--data {location}: {str(err).replace('--data-dir', '--data')}") from None
         return builder.as_dataset("test")
 
     official = source == "release"
@@ -210,9 +213,18 @@ def _hub_dataset(repo_id: str, cache_dir: str | None, limit: int | None) -> Data
 
 
 def open_data(
-    data: str = OFFICIAL, *, limit: int | None = None, cache_dir: str | Path | None = None
+    data: str = OFFICIAL,
+    *,
+    limit: int | None = None,
+    cache_dir: str | Path | None = None,
+    source_kwargs: dict | None = None,
 ) -> DataSource:
-    """Open ``data`` (see the module docstring) as a :class:`DataSource`."""
+    """Open ``data`` (see the module docstring) as a :class:`DataSource`.
+
+    ``source_kwargs`` go to the builder's source for ``in9`` / a release path (e.g. ``{"per_class": 2}`` for
+    a small fake release) and override the ``synthetic:...`` settings.
+    """
+    extra = dict(source_kwargs or {})
     if limit is not None and limit < 1:
         raise In9Error(f"--limit {limit}: use a positive number of images per class")
     cache = str(cache_dir) if cache_dir is not None else None
@@ -220,14 +232,19 @@ def open_data(
     path = Path(data).expanduser()
     if data == OFFICIAL:
         return _builder(
-            "release", "official release URL", data_dir=None, source_kwargs={}, cache_dir=cache, limit=limit
+            "release",
+            OFFICIAL,
+            data_dir=None,
+            source_kwargs=extra,
+            cache_dir=cache,
+            limit=limit,
         )
     if data == "synthetic" or data.startswith("synthetic:"):
         return _builder(
             "synthetic",
             data,
             data_dir=None,
-            source_kwargs=_parse_synthetic(data),
+            source_kwargs={**_parse_synthetic(data), **extra},
             cache_dir=cache,
             limit=limit,
         )
@@ -240,7 +257,7 @@ def open_data(
             "release",
             str(path.absolute()),
             data_dir=str(path.absolute()),
-            source_kwargs={},
+            source_kwargs=extra,
             cache_dir=cache,
             limit=limit,
         )

@@ -104,3 +104,45 @@ def test_console_script_is_installed():
         "--analysis-sample",
     ):
         assert flag in result.stdout
+
+
+def test_bf16_processor_protocol_and_superclass_sum(tiny_models, synthetic_export, tmp_path):
+    out = tmp_path / "out"
+    code = main(
+        [
+            "--model",
+            str(tiny_models["in1k"]),
+            "--data",
+            str(synthetic_export),
+            "--variants",
+            "original",
+            "--limit",
+            "1",
+            "--precision",
+            "bf16",
+            "--preprocess",
+            "processor",
+            "--label-mode",
+            "superclass-sum",
+            "--output-dir",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--no-progress",
+            "--num-workers",
+            "0",
+        ]
+    )
+    assert code == 0
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["protocol"] == {
+        "label_mode": "superclass-sum",
+        "preprocess": "processor",
+        "precision": "bf16",
+        "batch_size": 32,
+        "limit": 1,
+    }
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(out / "predictions.parquet")
+    assert table.num_rows == 9 and min(table.column("prediction").to_pylist()) >= 0  # superclass-sum never -1

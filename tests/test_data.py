@@ -83,3 +83,23 @@ def test_missing_variant_in_export(synthetic_export, tmp_path):
     shutil.rmtree(copy / "mixed_next")
     with pytest.raises(In9Error, match="the export has no 'mixed_next' test split"):
         open_data(str(copy), cache_dir=tmp_path / "c").variant("mixed_next")
+
+
+def test_release_tarball_official_edition(tmp_path):
+    from in9_builder.sources.synthetic import SyntheticSource
+
+    tarball = SyntheticSource(per_class=2, size=32, seed=3).write_release(tmp_path / "rel", tarball=True)
+    data = open_data(str(tarball), cache_dir=tmp_path / "c", source_kwargs={"per_class": 2})
+    ds = data.variant("mixed_rand")
+    assert len(ds) == 18
+    # The official mixed files carry provenance only in their names; the builder parses it for pairing.
+    assert (
+        all(ds["fg_image_id"]) and ds["image_id"][0] == f"fg_{ds['fg_image_id'][0]}_bg_{ds['bg_image_id'][0]}"
+    )
+    block = data.describe()
+    assert (block["source"], block["edition"], block["seed"]) == ("release", "official", None)
+
+
+def test_official_release_offline_is_a_clear_error(tmp_path):
+    with pytest.raises(In9Error, match=r"--data in9: cannot download the release .*--data "):
+        open_data("in9", cache_dir=tmp_path).variant("original")

@@ -110,3 +110,26 @@ def test_wrap_module():
     assert loaded.model(loaded.preprocess(x)).shape == (1, 9)
     with pytest.raises(In9Error, match="exactly one of id2label= or label_space="):
         wrap_module(module, mean=(0.5,) * 3, std=(0.25,) * 3)
+
+
+def _fake_hub_cache(cache, repo_id: str, sha: str, source) -> None:
+    """The huggingface_hub cache layout of one downloaded revision (what a previous online run leaves)."""
+    import shutil
+
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    shutil.copytree(source, repo / "snapshots" / sha)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(sha)
+
+
+def test_hub_id_from_the_cache_records_the_commit_sha(tiny_models, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    _fake_hub_cache(tmp_path, "someorg/tiny-in9", sha, tiny_models["in9"])
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    loaded = load_model("someorg/tiny-in9")
+    assert (loaded.model_id, loaded.revision, loaded.source) == ("someorg/tiny-in9", sha, "hub")
+    assert load_model("someorg/tiny-in9", revision=sha).revision == sha
+    with pytest.raises(In9Error, match=r"'someorg/tiny-in9' at revision 'v2'.*offline"):
+        load_model("someorg/tiny-in9", revision="v2")
