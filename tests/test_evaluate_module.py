@@ -19,7 +19,7 @@ def in9_metric():
 
 
 def test_metric_module_equals_the_package_and_the_results_file(in9_metric, eval_submissions):
-    folder = eval_submissions.folders["bg"]
+    folder = eval_submissions.folders["in1k"]
     rows = pq.read_table(folder / "predictions.parquet").to_pylist()
     challenge = pq.read_table(folder / "challenge.parquet").to_pylist()
     out = in9_metric.compute(

@@ -1,5 +1,6 @@
-"""in9-leaderboard validate / build / register (spec §7): real result files pass, every tampering is rejected
-with one line naming the file and the field, the page holds every row and keeps reported rows apart."""
+"""in9-leaderboard validate / build / register (spec §7) on real in9-eval output: the files pass, every
+tampering is rejected with one line naming the file and the field, the page holds every row and keeps the
+reported rows apart."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ import pytest
 from evaluator import leaderboard
 from evaluator.leaderboard_cli import main
 
+UNPINNED = ["--allow-unpinned"]  # the fixture's models are local folders: no revision to record
 
-def _validate(capsys, *paths, registry, extra=()) -> tuple[int, list[str], list[str]]:
+
+def _validate(capsys, *paths, registry, extra=UNPINNED) -> tuple[int, list[str], list[str]]:
     code = main(["validate", *map(str, paths), "--canonical", str(registry), *extra])
     captured = capsys.readouterr()
     return code, captured.out.splitlines(), captured.err.splitlines()
@@ -23,6 +26,10 @@ def _validate(capsys, *paths, registry, extra=()) -> tuple[int, list[str], list[
 
 def _copy(folder: Path, tmp_path: Path, name: str = "sub") -> Path:
     return Path(shutil.copytree(folder, tmp_path / name))
+
+
+def _doc(folder: Path) -> dict:
+    return json.loads((folder / "results.json").read_text())
 
 
 def _edit_json(folder: Path, edit) -> Path:
@@ -39,12 +46,18 @@ def _edit_parquet(path: Path, edit) -> None:
     pq.write_table(pa.Table.from_pylist(rows, schema=pq.read_schema(path)), path)
 
 
+def _g(value: float) -> str:
+    return f"{value:.6g}"
+
+
 def test_real_submissions_validate(capsys, eval_submissions):
     files = [f / "results.json" for f in eval_submissions.folders.values()]
     code, out, err = _validate(capsys, *files, registry=eval_submissions.registry)
-    assert code == 0, err
+    assert (code, err) == (0, [])
     assert out == [f"ok: {f}" for f in files]
-    assert err == []
+    # what is validated is what in9-eval wrote: every variant, the masks and the challenge
+    doc = _doc(eval_submissions.folders["in9"])
+    assert len(doc["data"]["variants"]) == 9 and doc["metrics"]["challenge"]["num_foregrounds"] == 36
 
 
 def test_registry_holds_recomputed_fingerprints(eval_submissions):
@@ -64,11 +77,13 @@ def test_register_refuses_a_damaged_export(tmp_path, eval_submissions):
     _edit_parquet(shard, lambda rows: rows[::-1])  # same rows, other order: another fingerprint
     with pytest.raises(
         leaderboard.In9Error,
-        match=r"in9_export.json: configs.mixed_rand.fingerprint .* does not "
-        r"match the parquet files",
+        match=r"in9_export.json: configs.mixed_rand.fingerprint .* does not match the parquet files",
     ):
         leaderboard.register_export(export, tmp_path / "registry.json")
     assert not (tmp_path / "registry.json").exists()
+
+
+_DELETE = object()
 
 
 def _set(path: str, value):
@@ -85,66 +100,105 @@ def _set(path: str, value):
     return edit
 
 
-_DELETE = object()
+def _metric(doc, path):
+    node = doc
+    for key in path.split("."):
+        node = node[key]
+    return node
 
-# (id, edit of results.json, expected "field: message" start on the one stderr line of reasons)
+
+# (id, edit of results.json, expected reason after "<file>: " as a function of the untouched document)
 JSON_TAMPERING = [
-    ("schema", _set("schema", "in9-results/0"), "schema: 'in9-results/0' is not 'in9-results/1'"),
-    ("model-id", _set("model.id", _DELETE), "model.id: missing"),
-    ("revision", _set("model.revision", None), "model.revision: missing; the weights must be pinned"),
-    ("revision-not-sha", _set("model.revision", "main"), "model.revision: 'main' is not a commit sha"),
+    ("schema", _set("schema", "in9-results/0"), lambda d: "schema: 'in9-results/0' is not 'in9-results/1'"),
+    ("model-id", _set("model.id", _DELETE), lambda d: "model.id: missing"),
+    (
+        "revision-not-sha",
+        _set("model.revision", "main"),
+        lambda d: "model.revision: 'main' is not a commit sha",
+    ),
     (
         "fingerprint",
         _set("data.variants.mixed_rand.fingerprint", "sha256:" + "0" * 64),
-        "data.variants.mixed_rand.fingerprint: sha256:000",
+        lambda d: (
+            f"data.variants.mixed_rand.fingerprint: sha256:{'0' * 64} is not the canonical "
+            f"{d['data']['variants']['mixed_rand']['fingerprint']} of edition 'synthetic seeded seed=0'"
+        ),
     ),
     (
         "edition",
         _set("data.seed", 1),
-        "data: no canonical fingerprints registered for edition 'synthetic seeded seed=1'",
+        lambda d: "data: no canonical fingerprints registered for edition 'synthetic seeded seed=1'",
     ),
-    ("limit", _set("protocol.limit", 2), "protocol.limit: 2: a submission must cover the full test set"),
-    ("label-mode", _set("protocol.label_mode", "top5"), "protocol.label_mode: 'top5' is not one of"),
+    (
+        "limit",
+        _set("protocol.limit", 2),
+        lambda d: "protocol.limit: 2: a submission must cover the full test set",
+    ),
+    (
+        "label-mode",
+        _set("protocol.label_mode", "top5"),
+        lambda d: "protocol.label_mode: 'top5' is not one of",
+    ),
+    ("no-environment", _set("environment", _DELETE), lambda d: "schema: missing field 'environment'"),
     (
         "accuracy",
         _set("metrics.accuracy.original.value", 0.99),
-        "metrics.accuracy.original.value: claimed 0.99, recomputed from predictions.parquet: 1",
+        lambda d: (
+            "metrics.accuracy.original.value: claimed 0.99, recomputed from predictions.parquet: "
+            + _g(_metric(d, "metrics.accuracy.original.value"))
+        ),
     ),
     (
         "accuracy-ci",
         _set("metrics.accuracy.mixed_rand.ci95", [0.1, 0.2]),
-        "metrics.accuracy.mixed_rand.ci95: claimed",
+        lambda d: "metrics.accuracy.mixed_rand.ci95: claimed [0.1, 0.2], recomputed from predictions.parquet",
     ),
     (
-        "per-class",
-        _set("metrics.accuracy.mixed_same.per_class.dog", 0.5),
-        "metrics.accuracy.mixed_same.per_class.dog: claimed 0.5",
+        "correct",
+        _set("metrics.accuracy.no_fg.correct", 30),
+        lambda d: (
+            "metrics.accuracy.no_fg.correct: claimed 30, recomputed from predictions.parquet: "
+            + str(_metric(d, "metrics.accuracy.no_fg.correct"))
+        ),
     ),
     (
         "bg-gap",
-        _set("metrics.bg_gap.value", 0.0),
-        "metrics.bg_gap.value: claimed 0, recomputed from predictions.parquet",
+        _set("metrics.bg_gap.value", 0.5),
+        lambda d: (
+            "metrics.bg_gap.value: claimed 0.5, recomputed from predictions.parquet: "
+            + _g(_metric(d, "metrics.bg_gap.value"))
+        ),
     ),
-    ("bg-gap-ci", _set("metrics.bg_gap.ci95", [0.0, 0.01]), "metrics.bg_gap.ci95: claimed [0, 0.01]"),
+    (
+        "bg-gap-ci",
+        _set("metrics.bg_gap.ci95", [0.3, 0.6]),
+        lambda d: "metrics.bg_gap.ci95: claimed [0.3, 0.6], recomputed from predictions.parquet",
+    ),
     (
         "bg-gap-missing",
         _set("metrics.bg_gap", _DELETE),
-        "metrics.bg_gap: missing; recomputed from predictions.parquet",
+        lambda d: "metrics.bg_gap: missing; recomputed from predictions.parquet",
     ),
     (
         "challenge-count",
         _set("metrics.challenge.num_vulnerable", 0),
-        "metrics.challenge.num_vulnerable: claimed 0, recomputed from challenge.parquet: 20",
-    ),
-    (
-        "pool-size",
-        _set("metrics.challenge.pool_size", 10),
-        "metrics.challenge.pool_size: 10, but the challenge uses every only_bg_t background",
+        lambda d: (
+            "metrics.challenge.num_vulnerable: claimed 0, recomputed from challenge.parquet: "
+            + str(_metric(d, "metrics.challenge.num_vulnerable"))
+        ),
     ),
     (
         "challenge-acc",
         _set("metrics.challenge.challenge_accuracy", 0.9),
-        "metrics.challenge.challenge_accuracy: claimed 0.9, recomputed from challenge.parquet: 0.444444",
+        lambda d: (
+            "metrics.challenge.challenge_accuracy: claimed 0.9, recomputed from challenge.parquet: "
+            + _g(_metric(d, "metrics.challenge.challenge_accuracy"))
+        ),
+    ),
+    (
+        "pool-size",
+        _set("metrics.challenge.pool_size", 10),
+        lambda d: "metrics.challenge.pool_size: 10, but the challenge uses every only_bg_t background",
     ),
 ]
 
@@ -153,46 +207,78 @@ JSON_TAMPERING = [
     "edit,expected", [(e, x) for _, e, x in JSON_TAMPERING], ids=[i for i, _, _ in JSON_TAMPERING]
 )
 def test_tampered_results_json_is_rejected(capsys, tmp_path, eval_submissions, edit, expected):
-    folder = _copy(eval_submissions.folders["bg"], tmp_path)
+    folder = _copy(eval_submissions.folders["in9"], tmp_path)
+    want = expected(_doc(folder))
     path = _edit_json(folder, edit)
     code, out, err = _validate(capsys, path, registry=eval_submissions.registry)
     assert code == 1
     assert out == []
-    reasons = [line for line in err if not line.endswith("rejected")]
-    assert len(reasons) == 1, err
-    assert reasons[0].startswith(f"{path}: {expected}"), reasons[0]
-    assert err[-1] == "1 of 1 submission(s) rejected"
+    assert len(err) == 2, err  # one line per reason, then the count
+    assert err[0].startswith(f"{path}: {want}"), err[0]
+    assert err[1] == "1 of 1 submission(s) rejected"
 
 
-def _flip_first(variant):
-    def edit(rows):
-        for row in rows:
-            if row["variant"] == variant:
-                row["prediction"] = (row["label"] + 1) % 9
-                break
-        return rows
+def test_unpinned_model_is_rejected_without_the_flag(capsys, tmp_path, eval_submissions):
+    path = eval_submissions.folders["in9"] / "results.json"
+    code, out, err = _validate(capsys, path, registry=eval_submissions.registry, extra=[])
+    assert code == 1
+    assert err[0] == (
+        f"{path}: model.revision: missing; the weights must be pinned: evaluate a Hub model "
+        "(in9-eval records "
+        "its commit sha) or pass --allow-unpinned for local runs"
+    )
+    folder = _copy(eval_submissions.folders["in9"], tmp_path)
+    _edit_json(folder, _set("model.revision", "c" * 40))
+    assert _validate(capsys, folder, registry=eval_submissions.registry, extra=[])[0] == 0
 
-    return edit
+
+def _flip_first_prediction(rows):
+    row = next(r for r in rows if r["variant"] == "original")
+    row["prediction"] = (row["label"] + 1) % 9 if row["prediction"] == row["label"] else row["label"]
+    return rows
 
 
+def _first_vulnerable_robust(rows):
+    row = next(r for r in rows if r["vulnerable"])
+    row.update(vulnerable=False, bg_class_fooled=False, fooling_bg_image_id=None, fooling_prediction=None)
+    return rows
+
+
+def _original_accuracy(folder):
+    rows = [
+        r for r in pq.read_table(folder / "predictions.parquet").to_pylist() if r["variant"] == "original"
+    ]
+    return sum(r["prediction"] == r["label"] for r in rows) / len(rows)
+
+
+def _challenge_accuracy(folder):
+    rows = pq.read_table(folder / "challenge.parquet").to_pylist()
+    return sum(not r["vulnerable"] for r in rows) / len(rows)
+
+
+# (id, file, edit of its rows, expected reason after "<folder>/" from (untouched doc, tampered folder))
 PARQUET_TAMPERING = [
     (
         "flipped-prediction",
         "predictions.parquet",
-        _flip_first("original"),
-        [
-            "results.json: metrics.accuracy.original.value: claimed 1, "
-            "recomputed from predictions.parquet: 0.972222"
-        ],
+        _flip_first_prediction,
+        lambda d, f: (
+            "results.json: metrics.accuracy.original.value: claimed "
+            f"{_g(d['metrics']['accuracy']['original']['value'])}, recomputed from predictions.parquet: "
+            f"{_g(_original_accuracy(f))}"
+        ),
     ),
     (
         "dropped-row",
         "predictions.parquet",
-        lambda rows: [r for r in rows if r["image_id"] != rows[0]["image_id"] or r["variant"] != "original"],
-        [
-            "predictions.parquet: variant original: 35 rows, "
-            "but results.json data.variants.original.count is 36"
-        ],
+        lambda rows: (
+            [r for r in rows if r["variant"] != "original"]
+            + [r for r in rows if r["variant"] == "original"][1:]
+        ),
+        lambda d, f: (
+            "predictions.parquet: variant original: 35 rows, but results.json "
+            "data.variants.original.count is 36"
+        ),
     ),
     (
         "duplicated-row",
@@ -202,39 +288,37 @@ PARQUET_TAMPERING = [
             + [r for r in rows if r["variant"] == "only_fg"][:-1]
             + [r for r in rows if r["variant"] == "only_fg"][:1]
         ),
-        ["predictions.parquet: variant only_fg: an image_id appears twice"],
+        lambda d, f: "predictions.parquet: variant only_fg: an image_id appears twice",
+    ),
+    (
+        "bad-label",
+        "predictions.parquet",
+        lambda rows: [{**r, "label": 9} if i == 0 else r for i, r in enumerate(rows)],
+        lambda d, f: (
+            "predictions.parquet: label/prediction: values outside 0..8 (labels) or -1..8 (predictions)"
+        ),
     ),
     (
         "vulnerable-flipped",
         "challenge.parquet",
-        lambda rows: [
-            {
-                **r,
-                "vulnerable": False,
-                "bg_class_fooled": False,
-                "fooling_bg_image_id": None,
-                "fooling_prediction": None,
-            }
-            if i == 0
-            else r
-            for i, r in enumerate(rows)
-        ],
-        [
-            "results.json: metrics.challenge.challenge_accuracy: claimed 0.444444, "
-            "recomputed from challenge.parquet: 0.472222"
-        ],
+        _first_vulnerable_robust,
+        lambda d, f: (
+            "results.json: metrics.challenge.challenge_accuracy: claimed "
+            f"{_g(d['metrics']['challenge']['challenge_accuracy'])}, recomputed from challenge.parquet: "
+            f"{_g(_challenge_accuracy(f))}"
+        ),
     ),
     (
         "challenge-row-dropped",
         "challenge.parquet",
         lambda rows: rows[1:],
-        ["challenge.parquet: rows: 35 foregrounds, but data.variants.fg_mask.count is 36"],
+        lambda d, f: "challenge.parquet: rows: 35 foregrounds, but data.variants.fg_mask.count is 36",
     ),
     (
         "fooling-bg-missing",
         "challenge.parquet",
-        lambda rows: [{**r, "fooling_bg_image_id": None} if i == 0 else r for i, r in enumerate(rows)],
-        ["challenge.parquet: row "],
+        lambda rows: [{**r, "fooling_bg_image_id": None} if r["vulnerable"] else r for r in rows],
+        lambda d, f: "challenge.parquet: row ",
     ),
 ]
 
@@ -245,13 +329,14 @@ PARQUET_TAMPERING = [
     ids=[i for i, _, _, _ in PARQUET_TAMPERING],
 )
 def test_tampered_predictions_are_rejected(capsys, tmp_path, eval_submissions, name, edit, expected):
-    folder = _copy(eval_submissions.folders["bg"], tmp_path)
+    folder = _copy(eval_submissions.folders["in9"], tmp_path)
+    doc = _doc(folder)
     _edit_parquet(folder / name, edit)
+    want = expected(doc, folder)
     code, out, err = _validate(capsys, folder / "results.json", registry=eval_submissions.registry)
     assert code == 1
-    reasons = [line.removeprefix(f"{folder}/") for line in err if not line.endswith("rejected")]
-    for want in expected:
-        assert any(r.startswith(want) for r in reasons), (want, reasons)
+    reasons = [line.removeprefix(f"{folder}/") for line in err[:-1]]
+    assert any(r.startswith(want) for r in reasons), (want, reasons)
     # each reason is one line that names the file and the field
     assert all(
         r.split(": ")[0] in ("results.json", "predictions.parquet", "challenge.parquet") for r in reasons
@@ -259,11 +344,11 @@ def test_tampered_predictions_are_rejected(capsys, tmp_path, eval_submissions, n
 
 
 def test_missing_and_broken_files_are_rejected(capsys, tmp_path, eval_submissions):
-    folder = _copy(eval_submissions.folders["fg"], tmp_path)
+    folder = _copy(eval_submissions.folders["in1k"], tmp_path)
     (folder / "challenge.parquet").unlink()
-    broken = _copy(eval_submissions.folders["fg"], tmp_path, "broken")
+    broken = _copy(eval_submissions.folders["in1k"], tmp_path, "broken")
     (broken / "results.json").write_text("{not json")
-    nopreds = _copy(eval_submissions.folders["fg"], tmp_path, "nopreds")
+    nopreds = _copy(eval_submissions.folders["in1k"], tmp_path, "nopreds")
     (nopreds / "predictions.parquet").unlink()
     code, out, err = _validate(
         capsys,
@@ -277,8 +362,7 @@ def test_missing_and_broken_files_are_rejected(capsys, tmp_path, eval_submission
     assert err == [
         f"{folder / 'challenge.parquet'}: file: missing; metrics.challenge needs the per-foreground outcomes",
         f"{broken / 'results.json'}: file: not valid JSON "
-        "(Expecting property name enclosed in double quotes: "
-        "line 1 column 2 (char 1))",
+        "(Expecting property name enclosed in double quotes: line 1 column 2 (char 1))",
         f"{nopreds / 'predictions.parquet'}: file: missing; "
         "a submission ships the predictions its metrics come from",
         f"{tmp_path / 'absent.json'}: file: does not exist",
@@ -287,14 +371,14 @@ def test_missing_and_broken_files_are_rejected(capsys, tmp_path, eval_submission
 
 
 def test_official_edition_needs_registered_fingerprints(capsys, tmp_path, eval_submissions):
-    folder = _copy(eval_submissions.folders["fg"], tmp_path)
+    folder = _copy(eval_submissions.folders["in1k"], tmp_path)
 
     def official(doc):
         doc["data"].update(source="release", edition="official", seed=None)
 
     path = _edit_json(folder, official)
     # the packaged registry: nobody has registered the release's fingerprints here
-    code = main(["validate", str(path)])
+    code = main(["validate", str(path), *UNPINNED])
     err = capsys.readouterr().err.splitlines()
     assert code == 1
     assert err[0] == (
@@ -305,28 +389,26 @@ def test_official_edition_needs_registered_fingerprints(capsys, tmp_path, eval_s
 
 
 def test_data_option_accepts_an_export_without_a_registry(capsys, tmp_path, eval_submissions):
-    empty = tmp_path / "empty.json"
     code, out, err = _validate(
-        capsys, eval_submissions.folders["bg"], registry=empty, extra=["--data", str(eval_submissions.export)]
+        capsys,
+        eval_submissions.folders["in9"],
+        registry=tmp_path / "empty.json",
+        extra=[*UNPINNED, "--data", str(eval_submissions.export)],
     )
     assert (code, err) == (0, [])
-
-
-def test_unpinned_local_model_needs_the_flag(capsys, tmp_path, eval_submissions):
-    folder = _copy(eval_submissions.folders["fg"], tmp_path)
-    _edit_json(folder, _set("model.revision", None))
-    assert _validate(capsys, folder, registry=eval_submissions.registry)[0] == 1
-    assert _validate(capsys, folder, registry=eval_submissions.registry, extra=["--allow-unpinned"])[0] == 0
 
 
 def test_usage_errors_exit_2(capsys, tmp_path):
     assert main(["build", str(tmp_path / "nowhere"), "--out", str(tmp_path / "site")]) == 2
     assert (
-        capsys.readouterr().err == f"error: {tmp_path / 'nowhere'}: not a folder; pass the folder that holds "
-        "in9-eval output folders\n"
+        capsys.readouterr().err
+        == f"error: {tmp_path / 'nowhere'}: not a folder; pass the folder that holds in9-eval output "
+        "folders\n"
     )
     assert main(["register", str(tmp_path)]) == 2
-    assert "no in9_export.json" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        f"error: {tmp_path}: no in9_export.json; pass a folder written by `in9-build export`\n"
+    )
 
 
 def _row(model, created, path, original=90.0):
@@ -358,33 +440,42 @@ def test_duplicates_resolve_to_the_newest():
 
 @pytest.fixture()
 def built_site(tmp_path, eval_submissions):
-    """Both submissions, a duplicate of one (newer), and a tampered one; built into a site."""
+    """Both submissions, a newer rerun of one (a duplicate), and a tampered one; built into a site."""
     results = Path(shutil.copytree(eval_submissions.root, tmp_path / "results"))
-    dup = Path(shutil.copytree(results / "fg-model", results / "fg-model-rerun"))
-    _edit_json(dup, _set("created_at", "2026-11-28T13:00:00+00:00"))
-    bad = Path(shutil.copytree(results / "fg-model", results / "tampered"))
+    dup = Path(shutil.copytree(results / "in9", results / "in9-rerun"))
+    _edit_json(dup, _set("created_at", "2099-01-01T00:00:00+00:00"))
+    bad = Path(shutil.copytree(results / "in9", results / "tampered"))
     _edit_json(bad, _set("metrics.accuracy.original.value", 0.5))
     site = tmp_path / "site"
-    code = main(["build", str(results), "--out", str(site), "--canonical", str(eval_submissions.registry)])
+    code = main(
+        ["build", str(results), "--out", str(site), "--canonical", str(eval_submissions.registry), *UNPINNED]
+    )
     assert code == 0
     return site, results
 
 
-def test_build_writes_rows_and_reported_rows_apart(capsys, built_site):
+def _pct(x):
+    return f"{100 * x:.1f}"
+
+
+def test_build_writes_rows_and_reported_rows_apart(capsys, built_site, eval_submissions):
     site, results = built_site
-    out = capsys.readouterr().out
-    assert "2 row(s), 1 rejected, 1 duplicate(s) replaced" in out
+    assert "2 row(s), 1 rejected, 1 duplicate(s) replaced" in capsys.readouterr().out
     md = (site / "leaderboard.md").read_text()
     reproduced, reported = md.split("## Reported in publications")
-    assert (
-        "| org/bg-model | aaaaaaaaaaaa | 1.2k | 100.0 | 100.0 | 11.1 | 88.9 [77.8, 97.2] | 100.0 | 44.4 | "
-        "top1-mapped | paper | no |"
-    ) in reproduced
-    assert (
-        "| org/fg-model | bbbbbbbbbbbb | 1.2k | 100.0 | 100.0 | 100.0 | 0.0 [0.0, 0.0] | 0.0 | 100.0 |"
-        in reproduced
-    )
-    assert reproduced.count("org/fg-model") == 1  # the duplicate resolved to one row
+    for key in ("in1k", "in9"):
+        doc = _doc(eval_submissions.folders[key])
+        m = doc["metrics"]
+        acc = [_pct(m["accuracy"][v]["value"]) for v in ("original", "mixed_same", "mixed_rand")]
+        gap = f"{_pct(m['bg_gap']['value'])} [{_pct(m['bg_gap']['ci95'][0])}, {_pct(m['bg_gap']['ci95'][1])}]"
+        row = (
+            f"| {doc['model']['id']} | unpinned | {doc['model']['num_params'] / 1e3:.1f}k | "
+            f"{' | '.join(acc)} | {gap} | "
+            f"{_pct(m['accuracy']['only_bg_t']['value'])} | {_pct(m['challenge']['challenge_accuracy'])} | "
+            "top1-mapped | paper | no |"
+        )
+        assert reproduced.count(f"| {doc['model']['id']} |") == 1  # the duplicate resolved to one row
+        assert row in reproduced, (row, reproduced)
     assert "ResNet-50" not in reproduced
     assert (
         "| ResNet-50 | torchvision resnet50-19c8e357 | IN-1k | 95.6 | 86.2 | 78.9 | 7.3 | – | 22.3 |"
@@ -401,7 +492,7 @@ def test_page_is_self_contained(built_site):
     html = (site / "index.html").read_text()
     assert "<script src" not in html and "<link" not in html and "@import" not in html
     assert 'src="http' not in html and "url(" not in html and "fetch(" not in html
-    assert html.count('<tr data-model="org/') == 2
+    assert html.count('<tr data-model="') == 2 + 17
     assert html.count('<span class="badge reported">reported</span></td>') == 17  # every published row
     assert '<svg id="scatter"' in html and '<svg id="challenge"' in html
 
@@ -409,6 +500,8 @@ def test_page_is_self_contained(built_site):
 def test_build_is_deterministic(tmp_path, eval_submissions):
     a, b = tmp_path / "a", tmp_path / "b"
     for site in (a, b):
-        leaderboard.build_site(eval_submissions.root, site, registry_path=eval_submissions.registry)
+        leaderboard.build_site(
+            eval_submissions.root, site, registry_path=eval_submissions.registry, allow_unpinned=True
+        )
     assert (a / "index.html").read_bytes() == (b / "index.html").read_bytes()
     assert (a / "leaderboard.md").read_bytes() == (b / "leaderboard.md").read_bytes()
