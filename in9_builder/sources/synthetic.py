@@ -62,16 +62,27 @@ def _uniform(rng: np.random.Generator, low: float, high: float) -> float:
     return float(rng.uniform(low, high))
 
 
+# Backgrounds are drawn through a palette lookup: the texture value t in [0, 1] becomes a level of a 64-step
+# ramp from the light to the dark colour (extended past both ends so that noise is not clipped on one side).
+_LEVELS, _T_LOW, _T_HIGH = 64, 8, 55
+
+
 @functools.lru_cache(maxsize=8)
 def _noise_tile(size: int) -> np.ndarray:
-    """A fixed 2x-size field of sensor-like noise; each scene reads a random window of it (cheap, seeded)."""
-    noise = np.random.default_rng(0x5EED).standard_normal((2 * size, 2 * size, 1), dtype=np.float32) * 6.0
+    """A fixed 2x-size field of sensor-like noise (in palette levels); a scene reads a random window of it."""
+    noise = np.random.default_rng(0x5EED).standard_normal((2 * size, 2 * size), dtype=np.float32) * 2.5
     noise.setflags(write=False)
     return noise
 
 
-def _texture(family: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """A background of texture family ``family`` (0..8) in that family's palette, float32 HxWx3 in 0..255.
+def _palette(light: np.ndarray, dark: np.ndarray) -> np.ndarray:
+    steps = (np.arange(_LEVELS, dtype=np.float32) - _T_LOW) / (_T_HIGH - _T_LOW)
+    return np.clip(np.rint(light + (dark - light) * steps[:, None]), 0, 255).astype(np.uint8)
+
+
+def _texture(family: int, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A background of texture family ``family`` (0..8): the pattern t (H x W float32 in [0, 1], possibly a
+    broadcast view) and the family's palette (``_LEVELS`` x 3 uint8).
 
     Built from 1-D profiles broadcast to 2-D wherever the pattern is separable: scenes are regenerated for
     every config of an export, so this is on the export's hot path.
@@ -105,10 +116,7 @@ def _texture(family: int, size: int, rng: np.random.Generator) -> np.ndarray:
     hue = family / NUM_CLASSES + _uniform(rng, -0.02, 0.02)
     light = _rgb(hue, 0.45 + _uniform(rng, -0.1, 0.1), 0.9 + _uniform(rng, -0.08, 0.08))
     dark = _rgb(hue, 0.85 + _uniform(rng, -0.1, 0.1), 0.45 + _uniform(rng, -0.1, 0.1))
-    t = np.broadcast_to(t, (size, size))
-    if t.dtype == bool:
-        return np.where(t[..., None], dark, light)
-    return light + (dark - light) * t.astype(np.float32)[..., None]
+    return np.broadcast_to(t, (size, size)).astype(np.float32), _palette(light, dark)
 
 
 def _shape_mask(label: int, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -248,14 +256,15 @@ class SyntheticSource:
         else:
             family = int((label + 1 + rng.integers(NUM_CLASSES - 1)) % NUM_CLASSES)
         size = self.size
-        background = _texture(family, size, rng)
+        pattern, palette = _texture(family, size, rng)
         oy, ox = (int(o) for o in rng.integers(0, size, size=2))
-        background += _noise_tile(size)[oy : oy + size, ox : ox + size]
+        levels = pattern * np.float32(_T_HIGH - _T_LOW) + np.float32(_T_LOW + 0.5)
+        levels += _noise_tile(size)[oy : oy + size, ox : ox + size]
+        image = palette[np.clip(levels, 0, _LEVELS - 1, out=levels).astype(np.uint8)]  # H x W x 3 uint8
         shape = _shape_mask(label, size, rng)
         colour = _rgb(_uniform(rng, 0, 1), _uniform(rng, 0.3, 1.0), _uniform(rng, 0.35, 1.0))
         shading = np.linspace(1.0, 0.8, size, dtype=np.float32)[:, None, None]
-        np.copyto(background, colour * shading, where=shape[..., None])  # in place: one pass, no new array
-        image = np.rint(np.clip(background, 0, 255, out=background), out=background).astype(np.uint8)
+        np.copyto(image, np.rint(colour * shading).astype(np.uint8), where=shape[..., None])
         mask = shape.astype(np.uint8)
         return Scene(synthetic_image_id(label, index, split), label, image, mask, _bbox(shape))
 
