@@ -142,6 +142,11 @@ def evaluate(
         label_space=label_space,
         input_size=input_size,
     )
+    if isinstance(data, DataSource) and limit is not None and data.limit != limit:
+        raise In9Error(
+            f"limit={limit}: the DataSource passed was opened with limit={data.limit}; pass "
+            "limit to open_data instead"
+        )
     source = data if isinstance(data, DataSource) else open_data(str(data), limit=limit, cache_dir=cache_dir)
     cache = None
     if use_cache:
@@ -200,7 +205,7 @@ def evaluate(
             "preprocess": preprocess,
             "precision": precision,
             "batch_size": batch_size,
-            "limit": limit,
+            "limit": source.limit,
         },
         data=data_block,
         metrics=metrics,

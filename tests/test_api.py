@@ -201,3 +201,21 @@ def test_user_errors_before_any_work(tiny_models, synthetic_export, tmp_path):
             evaluate(model, str(synthetic_export), precision="fp16")
     with pytest.raises(In9Error, match="pass mean= and std="):
         evaluate(torch.nn.Linear(2, 9), str(synthetic_export))
+
+
+def test_collate_keeps_channels_last_and_handles_mixed_sizes():
+    from evaluator.predict import collate, preprocess_batch
+    from evaluator.preprocess import Preprocess
+
+    a = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    b = np.random.default_rng(1).integers(0, 256, (48, 40, 3), dtype=np.uint8)
+    indices, batch = collate([(3, a), (4, a)])
+    assert indices.tolist() == [3, 4] and batch.shape == (2, 3, 32, 32)
+    assert batch.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(batch[0], torch.from_numpy(a).permute(2, 0, 1))
+    pre = Preprocess(mean=MEAN, std=STD, input_size=(32, 32))
+    assert pre(batch).is_contiguous(memory_format=torch.channels_last)
+    _, mixed = collate([(0, a), (1, b)])
+    out = preprocess_batch(pre, mixed)  # the 48x40 image is resized to the model's 32x32
+    assert out.shape == (2, 3, 32, 32)
+    assert torch.allclose(out[0], pre(batch)[0])
