@@ -175,6 +175,8 @@ def export(
         raise In9Error(f"--image-format {image_format!r}: choose png or jpeg")
     if num_proc < 1:
         raise In9Error(f"--num-proc {num_proc}: use 1 or more")
+    if push_to_hub is not None:
+        _check_repo_id(push_to_hub)
     _check_out(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
 
@@ -263,12 +265,16 @@ def read_summary(export_dir: str | os.PathLike) -> dict:
         raise In9Error(f"{path} is not valid JSON ({err}); re-run `in9-build export`") from None
 
 
+def _check_repo_id(repo_id: str) -> None:
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise In9Error(f"--push-to-hub {repo_id!r}: give the dataset repository as ORG/NAME, e.g. my-org/in9")
+
+
 def push_folder(folder: Path, repo_id: str) -> str:
     """Upload an export folder as the Hub dataset repository ``repo_id`` (needs network and a token)."""
     from huggingface_hub import HfApi
 
-    if repo_id.count("/") != 1:
-        raise In9Error(f"--push-to-hub {repo_id!r}: give ORG/NAME")
+    _check_repo_id(repo_id)
     api = HfApi()
     api.create_repo(repo_id, repo_type="dataset", exist_ok=True)
     commit = api.upload_folder(

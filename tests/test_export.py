@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import datasets
 import pytest
@@ -195,3 +196,29 @@ def test_jpeg_export_and_bad_arguments(tmp_path):
         _small_export(tmp_path, "h", num_proc=0)
     with pytest.raises(In9Error, match="--variants: unknown variant 'mixed'"):
         _small_export(tmp_path, "i", variants=["original", "mixed"])
+
+
+def test_push_to_hub_uploads_the_finished_folder(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    calls = []
+
+    class FakeApi:
+        def create_repo(self, repo_id, **kwargs):
+            calls.append(("create", repo_id, kwargs["repo_type"]))
+
+        def upload_folder(self, *, repo_id, folder_path, repo_type, **kwargs):
+            calls.append(("upload", repo_id, repo_type, sorted(p.name for p in Path(folder_path).iterdir())))
+            return "commit-url"
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    out = _small_export(tmp_path, "p", seed=0, variants=["original"], push_to_hub="my-org/in9")
+    assert calls[0] == ("create", "my-org/in9", "dataset")
+    assert calls[1][:3] == ("upload", "my-org/in9", "dataset") and "README.md" in calls[1][3]
+    assert (
+        "my-org/in9" in (out / "eval.yaml").read_text()
+        and 'load_dataset("my-org/in9"' in (out / "README.md").read_text()
+    )
+    with pytest.raises(In9Error, match="--push-to-hub 'in9': give the dataset repository as ORG/NAME"):
+        _small_export(tmp_path, "q", push_to_hub="in9")
+    assert not (tmp_path / "q").exists()
