@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -89,6 +90,34 @@ def run_export(out: Path, per_class: int, size: int, num_proc: int) -> tuple[flo
     return time.perf_counter() - start, memory.peak
 
 
+def check_load_dataset(export_dir: Path, scenes: int) -> None:
+    """Untimed: ``load_dataset("in9", config)`` from the parent folder, fresh cache, for every config."""
+    import datasets
+
+    from in9_builder.classes import CLASS_NAMES, CONFIGS, MIXED_VARIANTS
+
+    cwd = os.getcwd()
+    os.chdir(export_dir.parent)
+    try:
+        for config in CONFIGS:
+            ds = datasets.load_dataset(
+                "in9", config, split="test", cache_dir=str(export_dir.parent / "load_cache")
+            )
+            assert ds.num_rows == scenes, (config, ds.num_rows)
+            assert ds.features["label"].names == list(CLASS_NAMES)
+            assert config not in MIXED_VARIANTS or {"fg_image_id", "bg_image_id", "bg_label"} <= set(
+                ds.column_names
+            )
+            del ds
+    finally:
+        os.chdir(cwd)
+    shutil.rmtree(export_dir.parent / "load_cache", ignore_errors=True)
+    print(
+        f"load_dataset('in9', c) from the parent folder, fresh cache: {scenes} rows and the 9 class names "
+        f"in each of the {len(CONFIGS)} configs"
+    )
+
+
 def jpeg_inputs(export_dir: Path) -> list[bytes]:
     """The exported originals as JPEG (quality 95, like the release's files): the plain loop's input."""
     import pyarrow.parquet as pq
@@ -144,6 +173,7 @@ def main() -> None:
         )
         export_s, peak = run_export(out, args.per_class, args.size, args.num_proc)
         size_mb = sum(p.stat().st_size for p in out.rglob("*.parquet")) / 1e6
+        check_load_dataset(out, scenes)
         inputs = jpeg_inputs(out)
         plain_default_s = run_plain(inputs, images, None)
         plain_level_s = run_plain(inputs, images, PNG_COMPRESS_LEVEL)
