@@ -36,6 +36,10 @@ from in9_builder.errors import In9Error
 
 REGISTRY_SCHEMA = "in9-canonical/1"
 REQUIRED_VARIANTS = ("original", "mixed_same", "mixed_rand")
+# Copies of evaluator.labels.LABEL_MODES and evaluator.preprocess.PROTOCOLS (a test keeps them equal): those
+# modules import torch, which would make every `in9-leaderboard validate` pay seconds of start-up.
+LABEL_MODES = ("top1-mapped", "restricted", "superclass-sum")
+PREPROCESS_PROTOCOLS = ("paper", "processor")
 # Recomputed numbers must equal the claimed ones; this only absorbs float printing, never a real difference.
 TOLERANCE = 1e-9
 _GIT_SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -229,10 +233,6 @@ def _check_header(file: Path, doc: Mapping[str, Any], allow_unpinned: bool) -> l
         out.append(
             Problem(file, "model.revision", f"{revision!r} is not a commit sha; pin the exact weights")
         )
-    # the protocol names from where they are defined (label mapping and preprocessing, not the model runner)
-    from evaluator.labels import LABEL_MODES
-    from evaluator.preprocess import PROTOCOLS as PREPROCESS_PROTOCOLS
-
     protocol = doc.get("protocol") or {}
     if protocol.get("label_mode") not in LABEL_MODES:
         out.append(

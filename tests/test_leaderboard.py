@@ -411,6 +411,24 @@ def test_usage_errors_exit_2(capsys, tmp_path):
     )
 
 
+def test_protocol_names_match_the_evaluator_and_validation_needs_no_torch(eval_submissions):
+    import subprocess
+    import sys
+
+    from evaluator.labels import LABEL_MODES
+    from evaluator.preprocess import PROTOCOLS
+
+    assert (leaderboard.LABEL_MODES, leaderboard.PREPROCESS_PROTOCOLS) == (LABEL_MODES, PROTOCOLS)
+    code = (
+        "import sys\nfrom evaluator.leaderboard_cli import main\n"
+        f"code = main(['validate', {str(eval_submissions.folders['in9'])!r}, '--canonical', "
+        f"{str(eval_submissions.registry)!r}, '--allow-unpinned'])\n"
+        "print(code, 'torch' in sys.modules)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.stdout.splitlines()[-1] == "0 False", run.stderr
+
+
 def _row(model, created, path, original=90.0):
     return {
         "edition": "synthetic seeded seed=0",
