@@ -69,6 +69,21 @@ def test_merge_refuses_missing_shards(toolkit_tree, tmp_path, capsys):
     assert _cli(imagenet, boxes, "--work-dir", tmp_path / "w", "--merge", "--out", tmp_path / "o") == 2
     assert "6 of 9 chunks are not built yet (first: chunk 0" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+    assert (
+        _cli(
+            imagenet,
+            boxes,
+            "--work-dir",
+            tmp_path / "w",
+            "--merge",
+            "--splits",
+            "test",
+            "--out",
+            tmp_path / "o",
+        )
+        == 2
+    )
+    assert "holds shards of another index" in capsys.readouterr().err
     assert _cli(imagenet, boxes, "--num-shards", 3, "--shard-index", 3, "--work-dir", tmp_path / "w") == 2
     assert "--shard-index 3: must be between 0 and 2" in capsys.readouterr().err
 
@@ -93,3 +108,35 @@ def test_chunks_of_another_tree_are_refused(toolkit_tree, tmp_path):
     chunks[1].write_bytes(chunks[0].read_bytes())
     with pytest.raises(In9Error, match="chunk was built from another ImageNet tree"):
         source.summary()
+
+
+def test_hub_export_of_a_merged_3_shard_build_equals_one_machine(toolkit_tree, tmp_path):
+    writer, _, boxes = toolkit_tree
+    imagenet = writer.root / "imagenet"
+    splits = ["--splits", "test"]  # every shard and the merge must index the same splits
+    export = ["--variants", "original,mixed_rand,fg_mask", "--num-proc", 2, *splits]
+    assert _cli(imagenet, boxes, "--work-dir", tmp_path / "single", "--out", tmp_path / "one", *export) == 0
+    for index in range(3):
+        assert (
+            _cli(
+                imagenet,
+                boxes,
+                "--work-dir",
+                tmp_path / "w",
+                "--num-shards",
+                3,
+                "--shard-index",
+                index,
+                *splits,
+            )
+            == 0
+        )
+    assert (
+        _cli(imagenet, boxes, "--work-dir", tmp_path / "w", "--merge", "--out", tmp_path / "three", *export)
+        == 0
+    )
+    one, three = _files(tmp_path / "one"), _files(tmp_path / "three")
+    parquet = {name: data for name, data in one.items() if name.endswith(".parquet")}
+    assert {name.split("/")[0] for name in parquet} == {"original", "mixed_rand", "fg_mask"}
+    assert parquet == {name: data for name, data in three.items() if name.endswith(".parquet")}
+    assert one["in9_export.json"] == three["in9_export.json"]
