@@ -227,6 +227,8 @@ def test_hub_layout_through_the_cli(built, tmp_path):
         "--splits",
         "test",
         "--quiet",
+        "--num-proc",
+        "1",
     ]
     assert main(args) == 0
     summary = json.loads((out / "in9_export.json").read_text())

@@ -29,7 +29,9 @@ def _release(imagenet, boxes, work_dir, out, num_proc=1) -> dict[str, bytes]:
 
 
 def _cli(imagenet, boxes, *extra) -> int:
-    return main(["toolkit", "--imagenet", str(imagenet), "--boxes", str(boxes), "--quiet", *map(str, extra)])
+    # One process unless a test asks for more (the default is every core): spawning workers costs seconds.
+    args = ["toolkit", "--imagenet", imagenet, "--boxes", boxes, "--quiet", "--num-proc", 1, *extra]
+    return main([str(a) for a in args])
 
 
 def test_two_runs_and_two_process_counts_are_byte_identical(toolkit_tree, tmp_path):

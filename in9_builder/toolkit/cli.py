@@ -8,6 +8,7 @@ A cluster array: in9-build toolkit ... --work-dir SHARED --num-shards K --shard-
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ..classes import IMAGE_VARIANTS
@@ -51,7 +52,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         metavar="WORK_DIR",
         help="merge finished shards (their work folders; none = --work-dir) and write --out",
     )
-    parser.add_argument("--num-proc", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument(
+        "--num-proc", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)"
+    )
     parser.add_argument(
         "--per-class-train", type=int, help="train images kept per class (default: smallest class)"
     )

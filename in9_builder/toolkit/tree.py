@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..classes import imagenet1k_wnids, mapped_wnids
 from ..errors import In9Error
-from .boxes import Annotation, AnnotationRef, open_boxes
+from .boxes import AnnotationRef, load_annotation, open_boxes
 
 SPLIT_FOLDERS = {"test": "val", "train": "train"}
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
@@ -95,12 +95,8 @@ def _scan_split(root: Path, boxes: str | Path | None, split: str) -> tuple[list[
             )
     for file in flat:  # flat val/: the label comes from the box annotation
         stem = os.path.splitext(file)[0]
-        annotation = ref(stem)
-        if isinstance(annotation, str):
-            from .boxes import read_voc_xml
-
-            annotation = read_voc_xml(annotation)
-        wnid = annotation.wnids[0] if isinstance(annotation, Annotation) and annotation.wnids else None
+        annotation = load_annotation(ref(stem))  # parsed here: the class decides whether it is a candidate
+        wnid = annotation.wnids[0] if annotation is not None and annotation.wnids else None
         if wnid is None:
             raise In9Error(
                 f"{folder / file}: a flat {SPLIT_FOLDERS[split]}/ folder needs a box annotation to know "
