@@ -209,6 +209,32 @@ def _read_json(path: Path) -> tuple[dict[str, Any] | None, list[Problem]]:
     return doc, []
 
 
+def _check_shapes(file: Path, doc: Mapping[str, Any]) -> list[Problem]:
+    """Every block that later checks read must be a JSON object: one problem per block that is not."""
+    out = []
+    for key in ("model", "protocol", "data", "metrics"):
+        if key in doc and not isinstance(doc[key], Mapping):
+            out.append(Problem(file, key, f"must be a JSON object, got {type(doc[key]).__name__}"))
+    if out:
+        return out
+    nested = {
+        "data.variants": (doc.get("data") or {}).get("variants"),
+        "metrics.accuracy": (doc.get("metrics") or {}).get("accuracy"),
+        "metrics.bg_gap": (doc.get("metrics") or {}).get("bg_gap"),
+        "metrics.challenge": (doc.get("metrics") or {}).get("challenge"),
+    }
+    for name, value in nested.items():
+        if value is not None and not isinstance(value, Mapping):
+            out.append(Problem(file, name, f"must be a JSON object, got {type(value).__name__}"))
+    for group in ("data.variants", "metrics.accuracy"):
+        for key, value in (nested[group] if isinstance(nested[group], Mapping) else {}).items():
+            if not isinstance(value, Mapping):
+                out.append(
+                    Problem(file, f"{group}.{key}", f"must be a JSON object, got {type(value).__name__}")
+                )
+    return out
+
+
 def _check_header(file: Path, doc: Mapping[str, Any], allow_unpinned: bool) -> list[Problem]:
     out = []
     if doc.get("schema") != SCHEMA:
@@ -233,6 +259,11 @@ def _check_header(file: Path, doc: Mapping[str, Any], allow_unpinned: bool) -> l
         out.append(
             Problem(file, "model.revision", f"{revision!r} is not a commit sha; pin the exact weights")
         )
+    params = model.get("num_params")
+    if params is not None and (not isinstance(params, int) or isinstance(params, bool) or params < 0):
+        out.append(Problem(file, "model.num_params", f"{params!r} is not a parameter count"))
+    if not isinstance(doc.get("created_at", ""), str):
+        out.append(Problem(file, "created_at", f"{doc.get('created_at')!r} is not an ISO-8601 time string"))
     protocol = doc.get("protocol") or {}
     if protocol.get("label_mode") not in LABEL_MODES:
         out.append(
@@ -465,6 +496,9 @@ def validate_submission(
         return Submission(file, {}, problems)
     if registry is None:
         registry, registry_name = load_registry(), str(CANONICAL_FINGERPRINTS)
+    problems = _check_shapes(file, doc)
+    if problems:
+        return Submission(file, doc, problems)
     problems = _check_header(file, doc, allow_unpinned)
     if not problems:
         try:  # the rest of the schema, as the evaluator's own reader checks it

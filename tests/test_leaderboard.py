@@ -111,6 +111,13 @@ def _metric(doc, path):
 JSON_TAMPERING = [
     ("schema", _set("schema", "in9-results/0"), lambda d: "schema: 'in9-results/0' is not 'in9-results/1'"),
     ("model-id", _set("model.id", _DELETE), lambda d: "model.id: missing"),
+    ("model-not-object", _set("model", "x"), lambda d: "model: must be a JSON object, got str"),
+    (
+        "challenge-not-object",
+        _set("metrics.challenge", [1]),
+        lambda d: "metrics.challenge: must be a JSON object",
+    ),
+    ("num-params", _set("model.num_params", "x"), lambda d: "model.num_params: 'x' is not a parameter count"),
     (
         "revision-not-sha",
         _set("model.revision", "main"),
