@@ -361,7 +361,12 @@ def _check_predictions(file: Path, doc: Mapping[str, Any]) -> list[Problem]:
     variants = (doc.get("data") or {}).get("variants") or {}
     ids: dict[str, list[str]] = {}
     for variant, image_id in zip(table["variant"].to_pylist(), table["image_id"].to_pylist(), strict=True):
-        ids.setdefault(variant, []).append(image_id)
+        ids.setdefault(str(variant), []).append(image_id)
+    unknown = sorted(set(ids) - set(IMAGE_VARIANTS))
+    if unknown:
+        return [
+            Problem(path, "variant", f"unknown variant(s) {', '.join(unknown)}; expected IN-9 config names")
+        ]
     out: list[Problem] = []
     for name in sorted(set(ids) | {v for v in variants if v in IMAGE_VARIANTS}):
         rows = ids.get(name, [])
@@ -377,8 +382,8 @@ def _check_predictions(file: Path, doc: Mapping[str, Any]) -> list[Problem]:
         elif len(set(rows)) != len(rows):
             out.append(Problem(path, f"variant {name}", "an image_id appears twice"))
     labels, predictions = table["label"].to_pylist(), table["prediction"].to_pylist()
-    if not all(0 <= y < len(CLASS_NAMES) for y in labels) or not all(
-        -1 <= p < len(CLASS_NAMES) for p in predictions
+    if not all(isinstance(y, int) and 0 <= y < len(CLASS_NAMES) for y in labels) or not all(
+        isinstance(p, int) and -1 <= p < len(CLASS_NAMES) for p in predictions
     ):
         out.append(Problem(path, "label/prediction", "values outside 0..8 (labels) or -1..8 (predictions)"))
     if out:
