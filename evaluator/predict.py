@@ -207,7 +207,6 @@ def predict_dataset(
             bar.update(len(gathered[0]))
     if not parts:
         return {
-            "index": np.zeros(0, np.int64),
             "prediction": np.zeros(0, np.int64),
             "raw_top1": np.zeros(0, np.int64),
             "scores": np.zeros((0, 9), np.float32),
