@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.no_progress:  # also the libraries' own bars (weight loading, dataset preparation)
+        import datasets
+        import transformers
+
+        datasets.disable_progress_bars()
+        transformers.utils.logging.disable_progress_bar()
     try:
         from evaluator.api import evaluate, model_slug
         from evaluator.results import RESULTS_FILE, console_table
