@@ -138,7 +138,10 @@ def register_export(export_dir: str | Path, registry_path: str | Path | None = N
         for e in registry["editions"]
         if (_edition_key(e), json.dumps(e.get("source_params", {}), sort_keys=True)) != same
     ] + [entry]
-    registry_path.write_text(json.dumps(registry, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    # written beside and renamed into place: an interrupted register never leaves a truncated registry
+    partial = registry_path.with_name(f".{registry_path.name}.partial")
+    partial.write_text(json.dumps(registry, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    partial.replace(registry_path)
     return entry
 
 
