@@ -13,8 +13,10 @@ cost does. The search uses that freedom:
 - one forward pass answers both questions for its pair; a foreground stops as soon as it is bg-class fooled
   (which implies vulnerable), or when every background that could still change an answer has been tried
   (once vulnerable, backgrounds of its own class cannot bg-class fool it and are skipped);
-- each foreground tries the backgrounds in the order of how often they have fooled so far (bg-class fooling
-  count, then fooling count, both descending, then pool index): a deterministic rule.
+- each foreground tries the backgrounds in the order of how often they have fooled so far, foregrounds of
+  its own class first (bg-class fooling count, then fooling count, both descending; then the same over all
+  classes; then pool index): a deterministic rule. Foregrounds in flight re-sort their untried backgrounds
+  as the counts change.
 
 The reported ``fooling_bg_image_id`` is a witness: the first fooling background the search met. Without
 reordering that is the first fooling background in pool order (independent of batch size and process count);
@@ -34,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from in9_builder.classes import NUM_CLASSES
 from in9_builder.errors import In9Error
 
 # uint8 composites (B, 3, H, W) on the device -> (B,) int64 IN-9 predictions in -1..8.
@@ -79,43 +82,49 @@ class ChallengeResult:
 
 
 class BackgroundRanking:
-    """How often each background has fooled so far, and the order in which to try the backgrounds."""
+    """How often each background has fooled so far, and the order in which to try the backgrounds.
+
+    Fooling is class-specific (a background that turns birds into insects may leave dogs alone), so the
+    order for a foreground of class y ranks first by what the background did to class-y foregrounds
+    (bg-class fooled, then fooled), then by what it did to all foregrounds, then by pool index.
+    """
 
     def __init__(self, pool_labels: np.ndarray, reorder: bool = True) -> None:
         self.pool_labels = np.asarray(pool_labels, dtype=np.int64)
         self.reorder = reorder
         size = len(self.pool_labels)
-        self.fooled = np.zeros(size, dtype=np.int64)  # pairs whose prediction differed from the fg label
-        self.class_fooled = np.zeros(size, dtype=np.int64)  # pairs predicted as the background's class
+        # Per foreground class: pairs whose prediction differed from the label / was the background's class.
+        self.fooled = np.zeros((NUM_CLASSES, size), dtype=np.int64)
+        self.class_fooled = np.zeros((NUM_CLASSES, size), dtype=np.int64)
         self._index = np.arange(size, dtype=np.int64)
-        self._order = self._index
-        self._stale = False
+        self._orders: dict[int, np.ndarray] = {}
         self.version = 0  # bumped whenever the counts change
 
     def record(self, bg_index: np.ndarray, fg_labels: np.ndarray, preds: np.ndarray) -> None:
         if not self.reorder:
             return
-        bg_labels = self.pool_labels[bg_index]
         fooled = preds != fg_labels
-        class_fooled = fooled & (preds == bg_labels)
         if fooled.any():
-            np.add.at(self.fooled, bg_index[fooled], 1)
-            np.add.at(self.class_fooled, bg_index[class_fooled], 1)
-            self._stale = True
+            class_fooled = fooled & (preds == self.pool_labels[bg_index])
+            np.add.at(self.fooled, (fg_labels[fooled], bg_index[fooled]), 1)
+            np.add.at(self.class_fooled, (fg_labels[class_fooled], bg_index[class_fooled]), 1)
+            self._orders.clear()
             self.version += 1
 
-    def order(self) -> np.ndarray:
-        """Pool indices, most fooling first; ties by pool index (np.lexsort: last key is the primary one)."""
-        if self._stale:
-            self._order = np.lexsort((self._index, -self.fooled, -self.class_fooled))
-            self._stale = False
-        return self._order
+    def order(self, label: int) -> np.ndarray:
+        """Pool indices in the order to try them on a class-``label`` foreground (lexsort: last key first)."""
+        if not self.reorder:
+            return self._index
+        if label not in self._orders:
+            keys = (self._index, -self.fooled.sum(0), -self.class_fooled.sum(0), -self.fooled[label],
+                    -self.class_fooled[label])
+            self._orders[label] = np.lexsort(keys)
+        return self._orders[label]
 
-    def positions(self) -> np.ndarray:
+    def positions(self, label: int) -> np.ndarray:
         """The rank of every pool index in :meth:`order`."""
-        order = self.order()
-        positions = np.empty_like(order)
-        positions[order] = self._index
+        positions = np.empty_like(self._index)
+        positions[self.order(label)] = self._index
         return positions
 
 
@@ -212,9 +221,9 @@ def search_backgrounds(
     while True:
         if (ranking.reorder and ranking.version != resorted_version
                 and batches - resorted_at >= RESORT_EVERY_BATCHES):
-            positions = ranking.positions()
+            positions = {label: ranking.positions(label) for label in {fg.label for fg in active}}
             for fg in active:
-                fg.resort(positions)
+                fg.resort(positions[fg.label])
             resorted_at, resorted_version = batches, ranking.version
         # Keep up to batch_size foregrounds in flight; each gets an equal share of the batch.
         while not exhausted_queue and len(active) < batch_size:
@@ -222,18 +231,14 @@ def search_backgrounds(
             if index is None:
                 exhausted_queue = True
             else:
-                active.append(_Foreground(index, int(fg_labels[index]), ranking.order()))
+                label = int(fg_labels[index])
+                active.append(_Foreground(index, label, ranking.order(label)))
         if not active:
             break
-        share = -(-batch_size // len(active))
-        plan: list[tuple[_Foreground, np.ndarray]] = []
-        room = batch_size
-        for fg in active:
-            chunk = fg.take(min(share, room))
-            plan.append((fg, chunk))
-            room -= len(chunk)
-            if room == 0:
-                break
+        # Every foreground in flight gets an equal share of the batch (the first ones one more if it does not
+        # divide): with a full queue that is one pair each, so no pair is spent after a foreground's success.
+        share, extra = divmod(batch_size, len(active))
+        plan = [(fg, fg.take(share + (k < extra))) for k, fg in enumerate(active)]
         fg_index = np.concatenate([np.full(len(chunk), fg.index, dtype=np.int64) for fg, chunk in plan])
         bg_index = np.concatenate([chunk for _, chunk in plan])
         batch = composite_pairs(

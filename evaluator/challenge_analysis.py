@@ -151,7 +151,7 @@ def draw_histogram(counts: np.ndarray, edges: np.ndarray, num_foregrounds: int, 
                    height: int = 400) -> Image.Image:
     """Figure 4: how many backgrounds reach each attack success rate."""
     font = _font()
-    left, right, top, bottom = 60, 20, 40, 50
+    left, right, top, bottom = 60, 20, 56, 50
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
     draw.text((left, 10), f"Attack success rate of each background ({num_foregrounds} foregrounds)",
@@ -172,5 +172,5 @@ def draw_histogram(counts: np.ndarray, edges: np.ndarray, num_foregrounds: int, 
         y = top + plot_h - frac * plot_h
         draw.text((5, y - 6), str(round(frac * peak)), fill="black", font=font)
     draw.text((left + plot_w // 2 - 80, height - 18), "attack success rate", fill="black", font=font)
-    draw.text((5, top - 16), "backgrounds", fill="black", font=font)
+    draw.text((5, top - 24), "backgrounds", fill="black", font=font)
     return canvas
