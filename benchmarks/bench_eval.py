@@ -74,20 +74,23 @@ def save_model(folder: Path, tiny: bool) -> Path:
 
 
 def bare_forward(loaded, n: int, batch_size: int) -> float:
-    """Images/s of the model alone on pre-made normalised channels-last tensors (the baseline)."""
+    """Images/s of the model alone on pre-made normalised channels-last tensors (the baseline).
+
+    Eight distinct batches are reused in turn (the forward cost does not depend on the values), so the
+    baseline does not hold all n images in memory.
+    """
     model = loaded.model.to(memory_format=torch.channels_last)
     gen = torch.Generator().manual_seed(0)
     batches = [
-        torch.randn(min(batch_size, n - i), 3, 224, 224, generator=gen).contiguous(
-            memory_format=torch.channels_last
-        )
-        for i in range(0, n, batch_size)
+        torch.randn(batch_size, 3, 224, 224, generator=gen).contiguous(memory_format=torch.channels_last)
+        for _ in range(8)
     ]
+    sizes = [min(batch_size, n - i) for i in range(0, n, batch_size)]
     with torch.inference_mode():
         model(batches[0])  # warm-up, as the pipeline's first batch also pays it
         t0 = time.perf_counter()
-        for x in batches:
-            model(x)
+        for k, size in enumerate(sizes):
+            model(batches[k % len(batches)][:size])
         return n / (time.perf_counter() - t0)
 
 
@@ -150,8 +153,27 @@ def ratio_run(
     }
 
 
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants (Linux /proc), 0 once it has exited."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+            total += int(next(x for x in status.splitlines() if x.startswith("VmRSS:")).split()[1]) * 1024
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, StopIteration, ValueError):
+            continue
+    return total
+
+
 def peak_memory(model_dir: Path, data: Path, work: Path, batch_size: int) -> dict:
-    """Peak RSS (max over the process tree's members) of a full 8-variant in9-eval run in a subprocess."""
+    """Peak resident memory of a full 8-variant in9-eval run (a subprocess and its loader workers).
+
+    Sampled every 0.2 s as the sum over the process tree (an upper bound: forked workers share pages with
+    the main process), and the kernel's max RSS of the largest single process.
+    """
     out = work / "mem-run"
     cmd = [
         sys.executable,
@@ -171,16 +193,30 @@ def peak_memory(model_dir: Path, data: Path, work: Path, batch_size: int) -> dic
         str(work / "cache"),
     ]
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
+    peak_tree = 0
+    while proc.poll() is None:
+        peak_tree = max(peak_tree, _tree_rss(proc.pid))
+        time.sleep(0.2)
+    if proc.returncode != 0:
+        raise SystemExit(f"in9-eval failed with exit status {proc.returncode}")
     elapsed = time.perf_counter() - t0
-    peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2  # KiB -> GiB
+    peak_single = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     rows = json.loads((out / "results.json").read_text())["data"]["variants"]
     images = sum(v["count"] for v in rows.values())
+    gib = 1024**3
+    verdict = "OK" if peak_tree < 3e9 else "ABOVE TARGET"
     print(
-        f"full 8-variant run: {images} images in {elapsed:.0f} s ({images / elapsed:.1f} img/s), "
-        f"peak RSS {peak_gb:.2f} GiB (target < 3 GB) {'OK' if peak_gb < 3 else 'ABOVE TARGET'}"
+        f"full 8-variant run: {images} images in {elapsed:.0f} s ({images / elapsed:.1f} img/s), peak RSS "
+        f"{peak_tree / gib:.2f} GiB summed over the process tree ({peak_single / gib:.2f} GiB largest "
+        f"process) (target < 3 GB) {verdict}"
     )
-    return {"peak_rss_gib": peak_gb, "images": images, "seconds": elapsed}
+    return {
+        "peak_tree_rss_gib": peak_tree / gib,
+        "peak_single_rss_gib": peak_single / gib,
+        "images": images,
+        "seconds": elapsed,
+    }
 
 
 def main() -> None:
