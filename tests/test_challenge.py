@@ -441,3 +441,34 @@ def test_analysis_rates_figures_and_sample(world, source, mixed_net, mixed_refer
         == list(chosen)
     with pytest.raises(In9Error, match="--analysis-sample"):
         sample_foregrounds(world["fg_labels"], 0)
+
+
+def test_on_a_synthetic_export_equals_every_pair(synthetic_export, accelerator, tmp_path):
+    """Through the evaluator's own DataSource: decoded images and masks, composited per §3, every pair."""
+    from evaluator.data import open_data
+
+    data = open_data(str(synthetic_export))
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 8, stride=8), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.LazyLinear(10))
+    net(torch.zeros(1, 3, 64, 64))
+    loaded = wrap_module(net, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), input_size=64, model_id="conv",
+                         label_space=LabelSpace("label-map", UNMAPPED_TO_IN9))
+    result = run_challenge(loaded, data, accelerator=accelerator, label_mode="top1-mapped", batch_size=24,
+                           state_dir=tmp_path / "state", progress=False)
+
+    fg_rows, pool_rows = data.variant("fg_mask"), data.variant("only_bg_t")
+    pool = [np.asarray(row["image"].convert("RGB")) for row in pool_rows]
+    predict = make_predict(loaded, "top1-mapped")
+    preds = []
+    for row in fg_rows:
+        image, mask = np.asarray(row["image"].convert("RGB")), (np.asarray(row["mask"]) > 0).astype(np.uint8)
+        batch = np.stack([composite(image, mask, bg) for bg in pool])
+        preds.append(predict(torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()).numpy())
+    preds = np.stack(preds)
+    labels, pool_labels = np.asarray(fg_rows["label"]), np.asarray(pool_rows["label"])
+    fooled = preds != labels[:, None]
+    assert [r["fg_image_id"] for r in result.rows] == list(fg_rows["image_id"])
+    assert [r["vulnerable"] for r in result.rows] == fooled.any(1).tolist()
+    assert [r["bg_class_fooled"] for r in result.rows] == (fooled & (preds == pool_labels)).any(1).tolist()
+    assert result.metrics["pool_size"] == len(pool) == 36
