@@ -86,7 +86,8 @@ class BackgroundRanking:
 
     Fooling is class-specific (a background that turns birds into insects may leave dogs alone), so the
     order for a foreground of class y ranks first by what the background did to class-y foregrounds
-    (bg-class fooled, then fooled), then by what it did to all foregrounds, then by pool index.
+    (bg-class fooled, then fooled), then by what it did to all foregrounds if it is of another class, then
+    by pool index.
     """
 
     def __init__(self, pool_labels: np.ndarray, reorder: bool = True) -> None:
@@ -116,8 +117,11 @@ class BackgroundRanking:
         if not self.reorder:
             return self._index
         if label not in self._orders:
-            keys = (self._index, -self.fooled.sum(0), -self.class_fooled.sum(0), -self.fooled[label],
-                    -self.class_fooled[label])
+            # Over all classes, a background's record says nothing about foregrounds of its own class (it
+            # turned others into that class): it counts only for the other classes' foregrounds.
+            other = self.pool_labels != label
+            keys = (self._index, -self.fooled.sum(0) * other, -self.class_fooled.sum(0) * other,
+                    -self.fooled[label], -self.class_fooled[label])
             self._orders[label] = np.lexsort(keys)
         return self._orders[label]
 
