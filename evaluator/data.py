@@ -53,6 +53,7 @@ class DataSource:
         self._load = load
         self._expected = expected or {}
         self._datasets: dict[str, datasets.Dataset] = {}
+        self._counts: dict[str, int] = {}
         self._fingerprints: dict[str, str] = {}
 
     def variant(self, name: str) -> datasets.Dataset:
@@ -79,18 +80,36 @@ class DataSource:
             self._fingerprints[name] = found
         return self._fingerprints[name]
 
+    def release(self, name: str) -> None:
+        """Drop the loaded ``name`` (its memory map goes with it); a later ``variant(name)`` reloads it.
+
+        The evaluator releases each variant once scored, so resident memory stays that of one variant.
+        """
+        dataset = self._datasets.pop(name, None)
+        if dataset is not None:
+            self._counts[name] = len(dataset)
+
+    def count(self, name: str) -> int:
+        return (
+            len(self._datasets[name])
+            if name in self._datasets
+            else self._counts.get(name) or len(self.variant(name))
+        )
+
     def describe(self, variants: list[str] | None = None) -> dict:
         """The results.json ``data`` block for ``variants`` (default: those loaded so far)."""
-        names = variants if variants is not None else [v for v in CONFIGS if v in self._datasets]
+        names = (
+            variants
+            if variants is not None
+            else [v for v in CONFIGS if v in self._datasets or v in self._counts]
+        )
         return {
             "source": self.source,
             "location": self.location,
             "edition": self.edition,
             "seed": self.seed,
             "limit": self.limit,
-            "variants": {
-                v: {"fingerprint": self.fingerprint(v), "count": len(self.variant(v))} for v in names
-            },
+            "variants": {v: {"fingerprint": self.fingerprint(v), "count": self.count(v)} for v in names},
         }
 
 

@@ -9,6 +9,7 @@ killed run resumes at the first unfinished variant.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -278,4 +279,7 @@ def predict_variants(
             accelerator.wait_for_everyone()
             origin[variant] = "computed"
         tables.append(table)
+        if hasattr(data, "release"):  # unmap the scored variant: memory stays that of one variant
+            data.release(variant)
+            gc.collect()
     return pa.concat_tables(tables) if tables else PREDICTION_SCHEMA.empty_table(), origin

@@ -103,3 +103,13 @@ def test_release_tarball_official_edition(tmp_path):
 def test_official_release_offline_is_a_clear_error(tmp_path):
     with pytest.raises(In9Error, match=r"--data in9: cannot download the release .*--data "):
         open_data("in9", cache_dir=tmp_path).variant("original")
+
+
+def test_release_drops_a_scored_variant_but_keeps_its_record(synthetic_export, tmp_path):
+    data = open_data(str(synthetic_export), limit=3, cache_dir=tmp_path)
+    fingerprint = data.fingerprint("no_fg")
+    data.release("no_fg")
+    assert "no_fg" not in data._datasets
+    assert data.describe()["variants"] == {"no_fg": {"fingerprint": fingerprint, "count": 27}}
+    assert "no_fg" not in data._datasets  # describing did not reload it
+    assert len(data.variant("no_fg")) == 27
