@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from transformers import ConvNextImageProcessorPil, ResNetConfig, ResNetForImageClassification
 
-from in9_builder.classes import CLASS_NAMES
+from in9_builder.classes import CLASS_NAMES, MIXED_VARIANTS
 from in9_builder.render import draw_backgrounds, render_variant
 from in9_builder.scene import Scene
 
@@ -34,6 +34,7 @@ class TrainSettings:
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
     seed: int = 0
+    augment: bool = True  # random flips and transposes (synthetic shapes come at any rotation anyway)
 
 
 def tiny_resnet_config(num_labels: int = len(CLASS_NAMES)) -> ResNetConfig:
@@ -51,13 +52,13 @@ def tiny_resnet_config(num_labels: int = len(CLASS_NAMES)) -> ResNetConfig:
 
 
 def training_images(scenes: Sequence[Scene], variant: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The scenes rendered as one IN-9 variant (``original`` or a mixed one): ``(N,H,W,3) uint8, (N,) int64``.
+    """The scenes rendered as one IN-9 variant: ``(N,H,W,3) uint8, (N,) int64``.
 
     Mixed variants draw their backgrounds with the benchmark's own seeded pairing, over the training scenes.
     """
     by_id = {scene.image_id: scene for scene in scenes}
     pairing = None
-    if variant != "original":
+    if variant in MIXED_VARIANTS:
         pairing = draw_backgrounds(seed, {s.image_id: s.label for s in scenes}, variant)
     images = [
         render_variant(variant, s, by_id[pairing[s.image_id]] if pairing else None) for s in scenes
@@ -71,6 +72,16 @@ def to_pixel_values(images: np.ndarray) -> torch.Tensor:
     mean = torch.tensor(IMAGE_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGE_STD).view(1, 3, 1, 1)
     return (pixels - mean) / std
+
+
+def _dihedral(batch: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+    """One of the 8 flips/rotations by 90 degrees for the whole batch, drawn from ``rng``."""
+    flip_h, flip_w, transpose = torch.randint(2, (3,), generator=rng).tolist()
+    if flip_h:
+        batch = batch.flip(-2)
+    if flip_w:
+        batch = batch.flip(-1)
+    return batch.transpose(-1, -2) if transpose and batch.shape[-1] == batch.shape[-2] else batch
 
 
 def train_classifier(
@@ -87,6 +98,19 @@ def train_classifier(
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
     pixel_values = to_pixel_values(images)
     targets = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+    threads = torch.get_num_threads()
+    # One thread: the same float summation order on every machine (byte-identical weights), and on small
+    # batches it is as fast as two, much faster when the cores are shared.
+    torch.set_num_threads(1)
+    try:
+        return _train(pixel_values, targets, settings, log)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(pixel_values: torch.Tensor, targets: torch.Tensor, settings: TrainSettings,
+           log: Callable[[str], None] | None) -> ResNetForImageClassification:
+    count = len(targets)
     # Fork the global RNG so that training is seeded without changing the caller's random state.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
@@ -95,17 +119,20 @@ def train_classifier(
         optimizer = torch.optim.AdamW(
             model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
         )
-        steps_per_epoch = -(-len(images) // settings.batch_size)
+        steps_per_epoch = -(-count // settings.batch_size)
         schedule = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=settings.learning_rate, total_steps=settings.epochs * steps_per_epoch
         )
         model.train()
         for epoch in range(settings.epochs):
-            order = torch.randperm(len(images), generator=order_rng)
+            order = torch.randperm(count, generator=order_rng)
             total_loss, correct = 0.0, 0
-            for start in range(0, len(images), settings.batch_size):
+            for start in range(0, count, settings.batch_size):
                 batch = order[start : start + settings.batch_size]
-                logits = model(pixel_values=pixel_values[batch]).logits
+                inputs = pixel_values[batch]
+                if settings.augment:
+                    inputs = _dihedral(inputs, order_rng)
+                logits = model(pixel_values=inputs).logits
                 loss = torch.nn.functional.cross_entropy(logits, targets[batch])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -115,8 +142,8 @@ def train_classifier(
                 correct += int((logits.argmax(-1) == targets[batch]).sum())
             if log is not None:
                 log(
-                    f"  epoch {epoch + 1}/{settings.epochs}: loss {total_loss / len(images):.3f}, "
-                    f"train accuracy {correct / len(images):.1%}"
+                    f"  epoch {epoch + 1}/{settings.epochs}: loss {total_loss / count:.3f}, "
+                    f"train accuracy {correct / count:.1%}"
                 )
     return model.eval()
 
