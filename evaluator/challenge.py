@@ -181,12 +181,26 @@ class _Foreground:
         return ForegroundOutcome(self.vulnerable, self.class_fooled, bg, pred, self.passes)
 
 
-def composite_pairs(
-    fg_images: torch.Tensor, fg_masks: torch.Tensor, pool_images: torch.Tensor, fg_index: torch.Tensor,
-    bg_index: torch.Tensor,
-) -> torch.Tensor:
-    """uint8 composites of the pairs (fg_index[k], bg_index[k]): the foreground where its mask is set."""
-    return torch.where(fg_masks[fg_index], fg_images[fg_index], pool_images[bg_index])
+class Foregrounds:
+    """Foregrounds ready to composite: ``fg * mask`` and ``1 - mask`` as uint8, computed once."""
+
+    def __init__(self, images: torch.Tensor, masks: torch.Tensor) -> None:
+        keep = masks.to(torch.uint8)
+        self.masked = images * keep  # (N, 3, H, W)
+        self.background = 1 - keep  # (N, 1, H, W)
+
+    def __len__(self) -> int:
+        return len(self.masked)
+
+    def composite(self, pool_images: torch.Tensor, fg_index: torch.Tensor, bg_index: torch.Tensor
+                  ) -> torch.Tensor:
+        """uint8 composites ``fg * mask + bg * (1 - mask)`` of the pairs (fg_index[k], bg_index[k]).
+
+        Exact in uint8 (the two terms never overlap); integer multiply-adds over index_select are about ten
+        times faster on CPU than torch.where with a broadcast boolean mask.
+        """
+        return self.masked.index_select(0, fg_index) + \
+            pool_images.index_select(0, bg_index) * self.background.index_select(0, fg_index)
 
 
 def search_backgrounds(
@@ -216,6 +230,7 @@ def search_backgrounds(
     if len(pool_labels) == 0:
         raise In9Error("the challenge needs a background pool: the only_bg_t config has no rows")
     ranking = ranking if ranking is not None else BackgroundRanking(pool_labels, reorder)
+    foregrounds = Foregrounds(fg_images, fg_masks)
     device = pool_images.device
     outcomes: list[ForegroundOutcome | None] = [None] * len(fg_labels)
     queue = iter(range(len(fg_labels)))
@@ -245,10 +260,8 @@ def search_backgrounds(
         plan = [(fg, fg.take(share + (k < extra))) for k, fg in enumerate(active)]
         fg_index = np.concatenate([np.full(len(chunk), fg.index, dtype=np.int64) for fg, chunk in plan])
         bg_index = np.concatenate([chunk for _, chunk in plan])
-        batch = composite_pairs(
-            fg_images, fg_masks, pool_images, torch.from_numpy(fg_index).to(device),
-            torch.from_numpy(bg_index).to(device),
-        )
+        batch = foregrounds.composite(pool_images, torch.from_numpy(fg_index).to(device),
+                                      torch.from_numpy(bg_index).to(device))
         preds = predict(batch).cpu().numpy()
         batches += 1
         ranking.record(bg_index, fg_labels[fg_index], preds)
@@ -280,12 +293,13 @@ def pair_predictions(
     on_batch: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """The prediction for every (foreground, background) pair: an (N, M) int8 matrix (the analysis' input)."""
+    foregrounds = Foregrounds(fg_images, fg_masks)
     num_fg, num_bg = len(fg_images), len(pool_images)
     out = np.empty(num_fg * num_bg, dtype=np.int8)
     device = pool_images.device
     for start in range(0, num_fg * num_bg, batch_size):
         pairs = torch.arange(start, min(start + batch_size, num_fg * num_bg), device=device)
-        batch = composite_pairs(fg_images, fg_masks, pool_images, pairs // num_bg, pairs % num_bg)
+        batch = foregrounds.composite(pool_images, pairs // num_bg, pairs % num_bg)
         out[start : start + len(pairs)] = predict(batch).cpu().numpy()
         if on_batch is not None:
             on_batch(len(pairs))
