@@ -19,6 +19,7 @@ from pathlib import Path
 
 from in9_builder.errors import In9Error
 
+MARKER = ".in9-demo"  # written into --out, so that a rerun knows the folder is its own to replace
 MODELS = ("original", "mixed_rand")  # the training set each model sees, which is also its name
 COLUMNS = (
     ("Original", ("accuracy", "original")),
@@ -37,7 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "backgrounds and one on their Mixed-Rand version, evaluate both with in9-eval --challenge, "
         "build the leaderboard.",
     )
-    parser.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
+    parser.add_argument("--out", default="demo_out",
+                        help="output folder (default: demo_out); a previous demo's output there is replaced")
     parser.add_argument("--per-class", type=int, default=20, help="test images per class (default: 20)")
     parser.add_argument("--train-per-class", type=int, default=100, help="training images per class (100)")
     parser.add_argument("--size", type=int, default=64, help="image side in pixels (default: 64)")
@@ -49,7 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fg-hue-correlation", type=float, default=0.9,
                         help="probability that a foreground has its class's hue (default: 0.9)")
     parser.add_argument("--seed", type=int, default=0, help="data, background draw and training seed (0)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --out folder even if it is not a previous demo's output")
     return parser.parse_args(argv)
 
 
@@ -119,17 +122,23 @@ def run_demo(args: argparse.Namespace) -> dict[str, dict]:
     """The whole demo; returns each model's results.json, keyed by the training set's name."""
     out = Path(args.out).absolute()
     if out.exists():
-        if not args.overwrite:
-            raise In9Error(f"--out {out} already exists; pass --overwrite or choose another folder")
+        if not (args.overwrite or (out / MARKER).is_file()):
+            raise In9Error(f"--out {out} already exists and is not a previous demo's output; "
+                           "pass --overwrite or choose another folder")
         shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / MARKER).write_text("in9-demo output; rerunning in9-demo replaces this folder\n")
     started = time.perf_counter()
     print(f"building the synthetic test set ({args.per_class} per class, {args.size} px)", flush=True)
     data = build_test_export(args, out / "data")
+    print(f"[{time.perf_counter() - started:.0f} s] test set exported to {data}", flush=True)
     folders = train_models(args, out / "models")
+    print(f"[{time.perf_counter() - started:.0f} s] models saved", flush=True)
     results_dir = out / "results"
     for folder in folders.values():
         run_cli(["in9-eval", "--model", str(folder), "--data", str(data), "--challenge", "--no-progress",
                  "--output-dir", str(results_dir / folder.name), "--cache-dir", str(out / "cache")])
+        print(f"[{time.perf_counter() - started:.0f} s] evaluated {folder.name}", flush=True)
     site = out / "site"
     run_cli(["in9-leaderboard", "build", str(results_dir), "--out", str(site), "--data", str(data),
              "--allow-unpinned"])

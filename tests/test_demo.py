@@ -42,11 +42,18 @@ def test_outputs_a_user_opens(demo_run):
         assert (demo_run / "results" / f"tiny-resnet-{name}" / "predictions.parquet").is_file()
 
 
-def test_existing_out_folder_needs_overwrite(demo_run, capsys):
-    assert main(["--out", str(demo_run), *SMALL]) == 2
+def test_refuses_to_replace_a_folder_that_is_not_its_own_output(tmp_path, capsys):
+    (tmp_path / "mine.txt").write_text("keep")
+    assert main(["--out", str(tmp_path), *SMALL]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --out ") and "--overwrite" in err
-    assert (demo_run / "site" / "index.html").is_file()  # untouched
+    assert (tmp_path / "mine.txt").read_text() == "keep"  # untouched
+    assert not (tmp_path / ".in9-demo").exists()
+
+
+def test_output_is_marked_as_the_demos_own(demo_run):
+    # a rerun of the README command replaces a folder holding this marker without --overwrite
+    assert (demo_run / ".in9-demo").is_file()
 
 
 def test_table_has_one_row_per_model_in_percent():
