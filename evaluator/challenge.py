@@ -185,7 +185,7 @@ class Foregrounds:
     """Foregrounds ready to composite: ``fg * mask`` and ``1 - mask`` as uint8, computed once."""
 
     def __init__(self, images: torch.Tensor, masks: torch.Tensor) -> None:
-        keep = masks.to(torch.uint8)
+        keep = (masks > 0).to(torch.uint8)  # a 0/1, 0/255 or boolean mask
         self.masked = images * keep  # (N, 3, H, W)
         self.background = 1 - keep  # (N, 1, H, W)
 
