@@ -41,6 +41,18 @@ def _is_url(location: str) -> bool:
     return re.match(r"^[a-z][a-z0-9+.-]*://", location) is not None
 
 
+def _safe_extract(archive: tarfile.TarFile, target: Path) -> None:
+    """Extract refusing absolute paths, ``..`` and links out of ``target`` (tarfile's "data" filter)."""
+    if hasattr(tarfile, "data_filter"):
+        archive.extractall(target, filter="data")
+        return
+    root = target.resolve()  # Python < 3.10.12 has no extraction filters: check the names ourselves
+    for member in archive.getmembers():
+        if not (target / member.name).resolve().is_relative_to(root) or member.issym() or member.islnk():
+            raise tarfile.TarError(f"unsafe member {member.name!r}")
+    archive.extractall(target)
+
+
 def extract_tarball(tarball: Path, cache_root: Path) -> Path:
     """Extract ``tarball`` once into ``cache_root`` (keyed by its path, size and mtime) and return the folder.
 
@@ -56,7 +68,7 @@ def extract_tarball(tarball: Path, cache_root: Path) -> Path:
     partial.mkdir(parents=True)
     try:
         with tarfile.open(tarball, "r:*") as archive:
-            archive.extractall(partial, filter="data")
+            _safe_extract(archive, partial)
     except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
         shutil.rmtree(partial, ignore_errors=True)
         raise In9Error(
