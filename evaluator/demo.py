@@ -136,8 +136,10 @@ def run_demo(args: argparse.Namespace) -> dict[str, dict]:
     print(f"[{time.perf_counter() - started:.0f} s] models saved", flush=True)
     results_dir = out / "results"
     for folder in folders.values():
+        # Batches of 256 small images: ~3x faster on CPU than the default 32; results do not depend on it.
         run_cli(["in9-eval", "--model", str(folder), "--data", str(data), "--challenge", "--no-progress",
-                 "--output-dir", str(results_dir / folder.name), "--cache-dir", str(out / "cache")])
+                 "--batch-size", "256", "--output-dir", str(results_dir / folder.name),
+                 "--cache-dir", str(out / "cache")])
         print(f"[{time.perf_counter() - started:.0f} s] evaluated {folder.name}", flush=True)
     site = out / "site"
     run_cli(["in9-leaderboard", "build", str(results_dir), "--out", str(site), "--data", str(data),
