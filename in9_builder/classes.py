@@ -88,7 +88,7 @@ def in1k_indices(cls: int) -> list[int]:
 
 
 def normalize_class_name(name: str) -> str:
-    """Fold spelling variants: 'Wheeled_Vehicle', 'wheeled-vehicle', '02_wheeled vehicle' -> 'wheeled vehicle'."""
+    """Fold spelling variants: 'Wheeled_Vehicle', '02_wheeled vehicle' -> 'wheeled vehicle'."""
     name = re.sub(r"^\d+[_ ]", "", name.strip().lower())
     return re.sub(r"[\s_\-]+", " ", name).strip()
 

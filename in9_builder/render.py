@@ -81,7 +81,9 @@ def draw_backgrounds(seed: int, labels: Mapping[str, int], variant: str) -> dict
       mixed_next: a uniform image of class (y + 1) mod 9.
     """
     if variant not in MIXED_VARIANTS:
-        raise In9Error(f"draw_backgrounds: {variant!r} is not a mixed variant; choose one of {MIXED_VARIANTS}")
+        raise In9Error(
+            f"draw_backgrounds: {variant!r} is not a mixed variant; choose one of {MIXED_VARIANTS}"
+        )
     ids = sorted(labels)
     by_class: list[list[str]] = [[] for _ in range(NUM_CLASSES)]
     for image_id in ids:
@@ -99,13 +101,15 @@ def draw_backgrounds(seed: int, labels: Mapping[str, int], variant: str) -> dict
                 while not candidates:  # a class with no other image: draw the class again
                     candidates = [c for c in by_class[int(rng.integers(NUM_CLASSES))] if c != image_id]
         if not candidates:
-            raise In9Error(f"{variant}: no background image available for {image_id} (class {label} is too small)")
+            raise In9Error(
+                f"{variant}: no background image available for {image_id} (class {label} is too small)"
+            )
         pairing[image_id] = candidates[int(rng.integers(len(candidates)))]
     return pairing
 
 
 def render_variant(variant: str, scene: Scene, bg_scene: Scene | None = None) -> np.ndarray:
-    """One variant image of ``scene``; mixed variants take the background scene drawn by ``draw_backgrounds``."""
+    """One variant image of ``scene``; mixed variants take the background drawn by ``draw_backgrounds``."""
     if variant == "original":
         return scene.image
     if variant == "only_fg":
@@ -115,7 +119,8 @@ def render_variant(variant: str, scene: Scene, bg_scene: Scene | None = None) ->
     if variant in ("only_bg_b", "only_bg_t"):
         if scene.bbox is None:
             raise In9Error(f"{variant} of {scene.image_id} needs a bounding box, and this source has none")
-        return only_bg_b(scene.image, scene.bbox) if variant == "only_bg_b" else tile_background(scene.image, scene.bbox)
+        fill = only_bg_b if variant == "only_bg_b" else tile_background
+        return fill(scene.image, scene.bbox)
     if variant in MIXED_VARIANTS:
         if bg_scene is None:
             raise ValueError(f"{variant} needs a background scene")

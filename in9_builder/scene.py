@@ -14,7 +14,8 @@ class Scene:
     """One photo with its foreground.
 
     image: H x W x 3 uint8 RGB; mask: H x W uint8 in {0, 1} (1 = foreground); bbox: the object's box or None
-    when the source does not know it (the release); label: IN-9 index; image_id: the stem, e.g. n01440764_00153.
+    when the source does not know it (the release); label: IN-9 index; image_id: the stem, e.g.
+    n01440764_00153.
     """
 
     image_id: str
