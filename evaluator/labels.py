@@ -19,10 +19,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from evaluator.protocol import LABEL_MODES
 from in9_builder.classes import CLASS_NAMES, IN1K_TO_IN9, NUM_CLASSES, class_index
 from in9_builder.errors import In9Error
-
-LABEL_MODES = ("top1-mapped", "restricted", "superclass-sum")
 
 LABEL_MAP_FORMAT = (
     "a JSON object mapping each model label (name or index) to an IN-9 index 0-8 or -1, e.g. "

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evaluator.protocol import LABEL_MODES, PREPROCESS_PROTOCOLS
 from evaluator.results import CHALLENGE_FILE, PREDICTIONS_FILE, SCHEMA, check_document, from_predictions
 from hub_cards import CANONICAL_FINGERPRINTS, published_rows
 from in9_builder.classes import CLASS_NAMES, IMAGE_VARIANTS
@@ -36,10 +37,6 @@ from in9_builder.errors import In9Error
 
 REGISTRY_SCHEMA = "in9-canonical/1"
 REQUIRED_VARIANTS = ("original", "mixed_same", "mixed_rand")
-# Copies of evaluator.labels.LABEL_MODES and evaluator.preprocess.PROTOCOLS (a test keeps them equal): those
-# modules import torch, which would make every `in9-leaderboard validate` pay seconds of start-up.
-LABEL_MODES = ("top1-mapped", "restricted", "superclass-sum")
-PREPROCESS_PROTOCOLS = ("paper", "processor")
 # Recomputed numbers must equal the claimed ones; this only absorbs float printing, never a real difference.
 TOLERANCE = 1e-9
 _GIT_SHA = re.compile(r"^[0-9a-f]{40}$")

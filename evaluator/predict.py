@@ -25,9 +25,9 @@ from tqdm.auto import tqdm
 
 from evaluator.labels import logits_to_in9
 from evaluator.models import LoadedModel
+from evaluator.protocol import PRECISIONS
 from in9_builder.errors import In9Error
 
-PRECISIONS = ("no", "bf16", "fp16")
 PREDICTION_SCHEMA = pa.schema(
     [
         ("variant", pa.string()),

@@ -20,9 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from evaluator.protocol import PREPROCESS_PROTOCOLS as PROTOCOLS
 from in9_builder.errors import In9Error
-
-PROTOCOLS = ("paper", "processor")
 
 # PIL resample codes (PIL.Image.Resampling) -> (filter, support).
 NEAREST, LANCZOS, BILINEAR, BICUBIC, BOX, HAMMING = 0, 1, 2, 3, 4, 5
