@@ -190,7 +190,9 @@ def evaluate(
             metrics["challenge_analysis"] = result.analysis
         challenge_rows = result.rows
 
-    data_block = source.describe(names + (["fg_mask"] if challenge else []))
+    # The challenge reads fg_mask and the only_bg_t pool: record their fingerprints even if not scored.
+    extra = [v for v in ("only_bg_t", "fg_mask") if challenge and v not in names]
+    data_block = source.describe(names + extra)
     results = Results(
         model={
             "id": loaded.model_id,

@@ -249,7 +249,8 @@ def open_data(
     cache = str(cache_dir) if cache_dir is not None else None
     data = str(data)
     path = Path(data).expanduser()
-    if data == OFFICIAL:
+    # A local folder named like the keyword (an export written to ./in9) wins: the user pointed at it.
+    if data == OFFICIAL and not (path / "in9_export.json").is_file():
         return _builder(
             "release",
             OFFICIAL,

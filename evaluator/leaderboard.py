@@ -368,7 +368,10 @@ def _check_predictions(file: Path, doc: Mapping[str, Any]) -> list[Problem]:
             Problem(path, "variant", f"unknown variant(s) {', '.join(unknown)}; expected IN-9 config names")
         ]
     out: list[Problem] = []
-    for name in sorted(set(ids) | {v for v in variants if v in IMAGE_VARIANTS}):
+    # Variants scored (an accuracy claimed) must have all their rows; a variant recorded in data.variants only
+    # as the challenge's background pool (only_bg_t without --variants only_bg_t) has none.
+    scored = set((doc.get("metrics") or {}).get("accuracy") or {})
+    for name in sorted(set(ids) | {v for v in variants if v in IMAGE_VARIANTS and v in scored}):
         rows = ids.get(name, [])
         claimed = (variants.get(name) or {}).get("count")
         if len(rows) != claimed:
