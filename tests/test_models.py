@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from evaluator.models import load_model, wrap_module
+from in9_builder.classes import CLASS_NAMES
 from in9_builder.errors import In9Error
 from tests.fixtures_evaluator import save_tiny_resnet
 
@@ -92,18 +93,7 @@ def test_missing_image_processor_config(tmp_path, tiny_models):
 
 def test_wrap_module():
     module = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(3, 9))
-    names = [
-        "dog",
-        "bird",
-        "wheeled vehicle",
-        "reptile",
-        "carnivore",
-        "insect",
-        "musical instrument",
-        "primate",
-        "fish",
-    ]
-    loaded = wrap_module(module, mean=(0.5,) * 3, std=(0.25,) * 3, id2label=dict(enumerate(names)))
+    loaded = wrap_module(module, mean=(0.5,) * 3, std=(0.25,) * 3, id2label=dict(enumerate(CLASS_NAMES)))
     assert loaded.label_space.kind == "in9" and loaded.num_params == 36 and loaded.source == "module"
     x = torch.full((1, 3, 224, 224), 255, dtype=torch.uint8)
     assert loaded.preprocess(x).flatten()[0].item() == pytest.approx(2.0)
