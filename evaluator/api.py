@@ -40,8 +40,14 @@ def model_slug(model_id: str) -> str:
     return Path(str(model_id).rstrip("/")).name.replace(" ", "_") or "model"
 
 
-def default_num_workers() -> int:
-    # One decoding worker per spare core (at most 4); the main process runs the model.
+def default_num_workers(device: torch.device | str = "cpu") -> int:
+    """Decoding worker processes: none on CPU, one per spare core (at most 4) beside an accelerator.
+
+    On CPU the model's threads use every core during the forward; a worker process would preempt them
+    (measured slower than decoding each batch with threads between forwards, see ``DecodedImages``).
+    """
+    if torch.device(device).type == "cpu":
+        return 0
     return max(0, min(4, (os.cpu_count() or 1) - 1))
 
 
@@ -152,7 +158,7 @@ def evaluate(
     if use_cache:
         root = Path(cache_dir) / "predictions" if cache_dir is not None else default_cache_dir()
         cache = PredictionCache(root, cache_key(loaded, label_mode=label_mode, precision=precision))
-    workers = default_num_workers() if num_workers is None else num_workers
+    workers = default_num_workers(accelerator.device) if num_workers is None else num_workers
 
     predictions, origin = predict_variants(
         loaded,

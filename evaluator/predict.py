@@ -13,6 +13,7 @@ import gc
 import hashlib
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from evaluator.cpu_allocator import tune_cpu_allocator
 from evaluator.labels import logits_to_in9
 from evaluator.models import LoadedModel
 from evaluator.protocol import PRECISIONS
@@ -69,21 +71,55 @@ def to_uint8_hwc(image) -> np.ndarray:
 
 
 class DecodedImages(torch.utils.data.Dataset):
-    """Row index + uint8 image of a ``datasets.Dataset``; decoding happens here, in the loader workers."""
+    """Row index + uint8 image of a ``datasets.Dataset``; decoding happens here, in the loader workers.
 
-    def __init__(self, dataset, column: str = "image") -> None:
+    With ``threads > 1`` a batch is decoded by that many threads (Pillow releases the GIL while it decodes):
+    for CPU inference in the main process, where the model owns the cores between batches and worker
+    processes would only fight its threads for them.
+    """
+
+    def __init__(self, dataset, column: str = "image", threads: int = 1) -> None:
+        import datasets
+
         self.dataset = dataset.select_columns([column])
+        self.feature = self.dataset.features[column]
+        if isinstance(self.feature, datasets.Image) and self.feature.decode:
+            # Hand out the stored {bytes, path} and decode with the feature's own decode_example, in
+            # whichever thread asks: the same pixels as datasets' decoding, without its serial loop.
+            raw = datasets.Image(mode=self.feature.mode, decode=False)
+            self.dataset = self.dataset.cast_column(column, raw)
+        else:
+            self.feature = None
         self.column = column
+        self.threads = threads
+        self._pool: ThreadPoolExecutor | None = None
 
     def __len__(self) -> int:
         return len(self.dataset)
 
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_pool": None}  # a worker process makes its own
+
+    def _decode(self, value) -> np.ndarray:
+        return to_uint8_hwc(self.feature.decode_example(value) if self.feature is not None else value)
+
     def __getitem__(self, index: int):
-        return index, to_uint8_hwc(self.dataset[index][self.column])
+        return index, self._decode(self.dataset[index][self.column])
 
     def __getitems__(self, indices: list[int]):
-        images = self.dataset[list(indices)][self.column]
-        return [(i, to_uint8_hwc(img)) for i, img in zip(indices, images, strict=True)]
+        values = self.dataset[list(indices)][self.column]
+        if self.threads > 1 and len(values) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="in9-decode")
+            arrays = list(self._pool.map(self._decode, values))
+        else:
+            arrays = [self._decode(value) for value in values]
+        return list(zip(indices, arrays, strict=True))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
 
 def collate(items):
@@ -174,8 +210,10 @@ def predict_dataset(
     desc: str = "",
 ) -> dict[str, np.ndarray]:
     """Predict every row of ``dataset`` on all processes; every process returns all rows in row order."""
+    # Without workers the main process decodes each batch with as many threads as the model uses (at most 8).
+    decoded = DecodedImages(dataset, threads=1 if num_workers else min(8, torch.get_num_threads()))
     loader = DataLoader(
-        DecodedImages(dataset),
+        decoded,
         batch_size=batch_size,
         shuffle=False,
         collate_fn=collate,
@@ -206,6 +244,7 @@ def predict_dataset(
             )
             parts.append(tuple(t.cpu() for t in gathered))
             bar.update(len(gathered[0]))
+    decoded.close()
     if not parts:
         return {
             "prediction": np.zeros(0, np.int64),
@@ -250,6 +289,8 @@ def predict_variants(
     progress: bool = True,
 ) -> tuple[pa.Table, dict[str, str]]:
     """Predictions of every variant (from the cache where finished), and which came from where."""
+    if accelerator.device.type == "cpu":
+        tune_cpu_allocator()
     model = accelerator.prepare_model(loaded.model, evaluation_mode=True)
     model = model.to(memory_format=torch.channels_last)
     tables, origin = [], {}

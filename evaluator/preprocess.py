@@ -185,7 +185,7 @@ class Preprocess:
         self.crop = tuple(crop) if crop else None
         self.rescale_factor = float(rescale_factor)
         self.normalize = normalize
-        self._cached: tuple[Tensor, Tensor] | None = None
+        self._cached: tuple | None = None  # (device, size, memory format), scale, shift
 
     def __repr__(self) -> str:
         return (
@@ -206,26 +206,38 @@ class Preprocess:
             images = center_crop(images, self.crop)
         return images
 
-    def _affine(self, device: torch.device) -> tuple[Tensor, Tensor]:
+    def _affine(self, like: Tensor) -> tuple[Tensor, Tensor]:
         # (x * rescale - mean) / std == x * (rescale / std) + (-mean / std): one in-place multiply-add.
-        if self._cached is None or self._cached[0].device != device:
+        # The factors are full (1,3,H,W) maps in the batch's memory format: broadcasting a 3-vector over
+        # the innermost (channels-last) dimension does not vectorise and was 10x slower; same bytes.
+        fmt = (
+            torch.channels_last
+            if like.is_contiguous(memory_format=torch.channels_last) and not like.is_contiguous()
+            else torch.contiguous_format
+        )
+        key = (like.device, tuple(like.shape[-2:]), fmt)
+        if self._cached is None or self._cached[0] != key:
             mean, std = (
                 torch.tensor(self.mean, dtype=torch.float64),
                 torch.tensor(self.std, dtype=torch.float64),
             )
             if not self.normalize:
                 mean, std = torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
-            scale = (self.rescale_factor / std).to(torch.float32).view(1, -1, 1, 1).to(device)
-            shift = (-mean / std).to(torch.float32).view(1, -1, 1, 1).to(device)
-            self._cached = (scale, shift)
-        return self._cached
+            full = (1, 3, *like.shape[-2:])
+            scale, shift = (
+                v.to(torch.float32).view(1, -1, 1, 1).expand(full).to(like.device)
+                for v in (self.rescale_factor / std, -mean / std)
+            )
+            scale, shift = scale.contiguous(memory_format=fmt), shift.contiguous(memory_format=fmt)
+            self._cached = (key, scale, shift)
+        return self._cached[1], self._cached[2]
 
     def __call__(self, images: Tensor) -> Tensor:
         """Keeps the memory format of ``images`` (channels-last in, channels-last out)."""
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"expected a uint8 (N,3,H,W) batch, got shape {tuple(images.shape)}")
         x = self.geometry(images).to(torch.float32)
-        scale, shift = self._affine(x.device)
+        scale, shift = self._affine(x)
         return x.mul_(scale).add_(shift)
 
 

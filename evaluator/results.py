@@ -60,6 +60,8 @@ def environment(accelerator=None) -> dict:
     """Python, package versions, device and process count of this run."""
     import torch
 
+    from evaluator.cpu_allocator import allocator_state
+
     device = str(accelerator.device) if accelerator is not None else "cpu"
     env = {
         "python": platform.python_version(),
@@ -70,6 +72,7 @@ def environment(accelerator=None) -> dict:
         else platform.processor() or platform.machine(),
         "num_processes": accelerator.num_processes if accelerator is not None else 1,
         "distributed_type": str(accelerator.distributed_type) if accelerator is not None else "NO",
+        "cpu_allocator": allocator_state(),
     }
     return env
 

@@ -1,6 +1,9 @@
 """evaluate() end to end on the synthetic export: outputs, caching and resume, label spaces, bg_gap signs."""
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -219,3 +222,49 @@ def test_collate_keeps_channels_last_and_handles_mixed_sizes():
     out = preprocess_batch(pre, mixed)  # the 48x40 image is resized to the model's 32x32
     assert out.shape == (2, 3, 32, 32)
     assert torch.allclose(out[0], pre(batch)[0])
+
+
+def test_threaded_decoding_gives_the_pixels_datasets_decodes(synthetic_export):
+    from evaluator.data import open_data
+    from evaluator.predict import DecodedImages
+
+    dataset = open_data(str(synthetic_export)).variant("mixed_rand")
+    rows = list(range(len(dataset)))
+    serial = DecodedImages(dataset).__getitems__(rows)
+    threaded = DecodedImages(dataset, threads=2)
+    try:
+        decoded = threaded.__getitems__(rows)
+    finally:
+        threaded.close()
+    assert [i for i, _ in decoded] == rows
+    for (_, a), (_, b), row in zip(serial, decoded, dataset, strict=True):
+        reference = np.asarray(row["image"].convert("RGB"))
+        assert a.dtype == np.uint8 and np.array_equal(a, reference) and np.array_equal(b, reference)
+
+
+def test_cpu_runs_decode_in_the_main_process_and_record_the_allocator(
+    tiny_models, synthetic_export, tmp_path
+):
+    from evaluator.api import default_num_workers
+
+    assert default_num_workers("cpu") == 0  # worker processes would preempt the model's threads
+    assert default_num_workers("cuda") == max(0, min(4, (os.cpu_count() or 1) - 1))
+    results = evaluate(
+        str(tiny_models["in9"]),
+        str(synthetic_export),
+        "original",
+        use_cache=False,
+        cache_dir=tmp_path,
+        progress=False,
+    )
+    assert results.environment["cpu_allocator"] == "glibc mmap_threshold=32MiB trim_threshold=2GiB"
+
+
+def test_allocator_tuning_can_be_turned_off():
+    code = (
+        "from evaluator.cpu_allocator import tune_cpu_allocator, allocator_state;"
+        "print(allocator_state(), '|', tune_cpu_allocator(), '|', allocator_state())"
+    )
+    env = {**os.environ, "IN9_MALLOC_TUNING": "0"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "default | default (IN9_MALLOC_TUNING=0) | default (IN9_MALLOC_TUNING=0)"

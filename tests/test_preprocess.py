@@ -89,3 +89,20 @@ def test_center_crop_offsets():
 def test_unknown_protocol_is_a_user_error():
     with pytest.raises(In9Error, match="--preprocess 'resize'"):
         Preprocess(mean=MEAN, std=STD, protocol="resize")
+
+
+def test_normalisation_is_the_same_bytes_in_any_memory_format_and_size():
+    """The full-size factor maps (fast on channels-last) give exactly x * (1/255/std) + (-mean/std)."""
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    pre = Preprocess(mean=mean, std=std, input_size=(24, 24))
+    scale = (1 / 255 / torch.tensor(std, dtype=torch.float64)).float().view(1, 3, 1, 1)
+    shift = (-torch.tensor(mean, dtype=torch.float64) / torch.tensor(std, dtype=torch.float64)).float()
+    gen = torch.Generator().manual_seed(0)
+    for size in (24, 24, 16):  # a new size (paper: resized to 24) and a new layout rebuild the maps
+        nhwc = torch.randint(0, 256, (5, size, size, 3), dtype=torch.uint8, generator=gen)
+        for batch in (nhwc.permute(0, 3, 1, 2), nhwc.permute(0, 3, 1, 2).contiguous()):
+            x = pre.geometry(batch).float()
+            expected = x.mul(scale).add(shift.view(1, 3, 1, 1))
+            out = pre(batch)
+            assert torch.equal(out, expected)
+            assert out.is_contiguous() == x.is_contiguous()  # the layout it was given
