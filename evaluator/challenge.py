@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from evaluator.cpu_allocator import tune_cpu_allocator
 from in9_builder.classes import NUM_CLASSES
 from in9_builder.errors import In9Error
 
@@ -319,12 +320,13 @@ def make_predict(loaded: Any, label_mode: str, accelerator: Any = None) -> Predi
 
     check_label_mode(label_mode)
     device = accelerator.device if accelerator is not None else torch.device("cpu")
-    model = loaded.model.to(device).eval()
+    # Channels-last, as in the variant evaluation: 1.5x faster for a ResNet on CPU, the same predictions.
+    model = loaded.model.to(device).eval().to(memory_format=torch.channels_last)
 
     def predict(composites: torch.Tensor) -> torch.Tensor:
         precision = accelerator.autocast() if accelerator is not None else nullcontext()
         with torch.inference_mode(), precision:
-            logits = model(loaded.preprocess(composites))
+            logits = model(loaded.preprocess(composites.contiguous(memory_format=torch.channels_last)))
         return logits_to_in9(logits.float(), loaded.label_space, label_mode).pred
 
     return predict
@@ -575,6 +577,8 @@ def run_challenge(
     fg_ds = data.variant("fg_mask")
     fg_ids = list(fg_ds["image_id"])
     fg_labels = np.asarray(fg_ds["label"], dtype=np.int64)
+    if accelerator.device.type == "cpu":
+        tune_cpu_allocator()
     pool, pool_ids, pool_labels = load_pool(data, accelerator.device)
     if fg_ids:
         probe, _ = load_foregrounds(fg_ds, [0], accelerator.device)
