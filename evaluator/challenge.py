@@ -259,17 +259,26 @@ def search_backgrounds(
         # divide): with a full queue that is one pair each, so no pair is spent after a foreground's success.
         share, extra = divmod(batch_size, len(active))
         plan = [(fg, fg.take(share + (k < extra))) for k, fg in enumerate(active)]
-        fg_index = np.concatenate([np.full(len(chunk), fg.index, dtype=np.int64) for fg, chunk in plan])
+        lengths = np.fromiter((len(chunk) for _, chunk in plan), dtype=np.int64, count=len(plan))
+        owners = np.fromiter((fg.index for fg, _ in plan), dtype=np.int64, count=len(plan))
+        fg_index = np.repeat(owners, lengths)
         bg_index = np.concatenate([chunk for _, chunk in plan])
         batch = foregrounds.composite(pool_images, torch.from_numpy(fg_index).to(device),
                                       torch.from_numpy(bg_index).to(device))
         preds = predict(batch).cpu().numpy()
         batches += 1
-        ranking.record(bg_index, fg_labels[fg_index], preds)
-        start = 0
-        for fg, chunk in plan:
-            fg.observe(chunk, preds[start : start + len(chunk)], pool_labels)
-            start += len(chunk)
+        pair_labels = fg_labels[fg_index]
+        ranking.record(bg_index, pair_labels, preds)
+        # Only foregrounds with a differing prediction in their share need a closer look (one vector test
+        # for the whole batch instead of small-array work per foreground). Every share is non-empty (at
+        # most batch_size foregrounds in flight, each undecided one has a background left), as reduceat needs.
+        starts = np.cumsum(lengths) - lengths
+        differs = np.logical_or.reduceat(preds != pair_labels, starts)
+        for (fg, chunk), start, any_differs in zip(plan, starts.tolist(), differs.tolist(), strict=True):
+            if any_differs:
+                fg.observe(chunk, preds[start : start + len(chunk)], pool_labels)
+            else:
+                fg.passes += len(chunk)
         if on_batch is not None:
             on_batch(len(bg_index))
         still = []
