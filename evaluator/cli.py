@@ -62,7 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-pickle", action="store_true", help="allow pickle (.bin) weights")
     p.add_argument("--cache-dir", type=Path, help="datasets + prediction cache (default: ~/.cache/in9)")
     p.add_argument("--no-cache", action="store_true", help="recompute every variant, store nothing")
-    p.add_argument("--num-workers", type=int, help="image decoding processes (default: spare cores, max 4)")
+    p.add_argument(
+        "--num-workers",
+        type=int,
+        help="image decoding processes (default: 0 on CPU, where threads decode between forwards; "
+        "spare cores, max 4, beside a GPU)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--challenge", action="store_true", help="also run the adversarial-backgrounds challenge")
     p.add_argument(
