@@ -56,10 +56,11 @@ def world(per_class: int, size: int, train_per_class: int) -> dict:
     scenes = list(source.scenes("test"))
     pool, pool_labels = training_images(scenes, "only_bg_t", 0)
     return {
-        "fg": torch.from_numpy(np.stack([s.image for s in scenes])).permute(0, 3, 1, 2).contiguous(),
+        # channels-last views of the decoded arrays, as evaluator.challenge.load_pool/load_foregrounds give
+        "fg": torch.from_numpy(np.stack([s.image for s in scenes])).permute(0, 3, 1, 2),
         "masks": torch.from_numpy(np.stack([s.mask for s in scenes]) > 0)[:, None],
         "labels": np.array([s.label for s in scenes]),
-        "pool": torch.from_numpy(pool).permute(0, 3, 1, 2).contiguous(),
+        "pool": torch.from_numpy(pool).permute(0, 3, 1, 2),
         "pool_labels": pool_labels,
         "train": list(source.scenes("train")) if train_per_class else [],
     }

