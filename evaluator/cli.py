@@ -128,7 +128,18 @@ def main(argv: list[str] | None = None) -> int:
     if PartialState().is_main_process:
         print(console_table(results))
         print(f"\nwrote {output_dir / RESULTS_FILE} (+ predictions.parquet, summary.md)")
+    close_process_group()
     return 0
+
+
+def close_process_group() -> None:
+    """Leave a torchrun group cleanly: a gloo group still alive at interpreter exit can abort the process
+    ("terminate called without an active exception") after all the work is written."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
