@@ -287,9 +287,13 @@ def search_backgrounds(
         # for the whole batch instead of small-array work per foreground). Every share is non-empty (at
         # most batch_size foregrounds in flight, each undecided one has a background left), as reduceat needs.
         starts = np.cumsum(lengths) - lengths
-        differs = np.logical_or.reduceat(preds != pair_labels, starts)
-        for (fg, chunk), start, any_differs in zip(plan, starts.tolist(), differs.tolist(), strict=True):
-            if any_differs:
+        differs = preds != pair_labels
+        any_differs = np.logical_or.reduceat(differs, starts).tolist()
+        any_class_hit = np.logical_or.reduceat(differs & (preds == pool_labels[bg_index]), starts).tolist()
+        for k, (fg, chunk) in enumerate(plan):
+            # observe() changes state only on a first differing prediction or a bg-class hit.
+            if any_class_hit[k] or (any_differs[k] and not fg.vulnerable):
+                start = int(starts[k])
                 fg.observe(chunk, preds[start : start + len(chunk)], pool_labels)
             else:
                 fg.passes += len(chunk)
@@ -351,7 +355,7 @@ def make_predict(loaded: Any, label_mode: str, accelerator: Any = None) -> Predi
         precision = accelerator.autocast() if accelerator is not None else nullcontext()
         with torch.inference_mode(), precision:
             logits = model(loaded.preprocess(composites.contiguous(memory_format=torch.channels_last)))
-        return logits_to_in9(logits.float(), loaded.label_space, label_mode).pred
+        return logits_to_in9(logits.float(), loaded.label_space, label_mode, with_scores=False).pred
 
     return predict
 

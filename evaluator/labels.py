@@ -44,7 +44,7 @@ class LabelSpace:
 class Prediction(NamedTuple):
     pred: Tensor  # (N,) int64 in -1..8
     raw_top1: Tensor  # (N,) int64, argmax over the model's own labels
-    scores: Tensor  # (N, 9) float32: softmax probability mass the model puts on each IN-9 class
+    scores: Tensor | None  # (N, 9) float32: softmax mass on each IN-9 class (None: with_scores=False)
 
 
 def _fold(name: str) -> str:
@@ -166,12 +166,13 @@ def check_label_mode(mode: str) -> str:
     return mode
 
 
-def logits_to_in9(logits: Tensor, space: LabelSpace, mode: str) -> Prediction:
+def logits_to_in9(logits: Tensor, space: LabelSpace, mode: str, *, with_scores: bool = True) -> Prediction:
     """Turn (N, num_labels) logits into IN-9 predictions under one of the :data:`LABEL_MODES`.
 
     ``top1-mapped`` (the paper): argmax over all logits, then map; an unmapped top-1 gives -1 (always wrong).
     ``restricted``: argmax over the mapped logits only. ``superclass-sum``: argmax of the per-class
-    sums of the softmax probabilities (those sums are ``scores`` in every mode).
+    sums of the softmax probabilities (those sums are ``scores`` in every mode). ``with_scores=False``
+    (the challenge needs only ``pred``) skips the sums unless the mode needs them; ``scores`` is then None.
     """
     check_label_mode(mode)
     if logits.ndim != 2 or logits.shape[1] != space.num_labels:
@@ -179,11 +180,13 @@ def logits_to_in9(logits: Tensor, space: LabelSpace, mode: str) -> Prediction:
     logits = logits.float()
     to_in9 = torch.as_tensor(space.to_in9, device=logits.device)
     raw_top1 = logits.argmax(dim=1)
-    # Unmapped labels go to a scratch column 9 that is dropped afterwards.
-    bucket = torch.where(to_in9 < 0, NUM_CLASSES, to_in9)
-    probs = logits.softmax(dim=1)
-    sums = torch.zeros(len(logits), NUM_CLASSES + 1, device=logits.device, dtype=probs.dtype)
-    scores = sums.index_add_(1, bucket, probs)[:, :NUM_CLASSES].contiguous()
+    scores = None
+    if with_scores or mode == "superclass-sum":
+        # Unmapped labels go to a scratch column 9 that is dropped afterwards.
+        bucket = torch.where(to_in9 < 0, NUM_CLASSES, to_in9)
+        probs = logits.softmax(dim=1)
+        sums = torch.zeros(len(logits), NUM_CLASSES + 1, device=logits.device, dtype=probs.dtype)
+        scores = sums.index_add_(1, bucket, probs)[:, :NUM_CLASSES].contiguous()
     if mode == "top1-mapped":
         pred = to_in9[raw_top1]
     elif mode == "restricted":

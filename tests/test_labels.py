@@ -105,6 +105,13 @@ def test_three_label_modes_on_a_hand_computed_case():
         assert p.pred.dtype == torch.int64 and p.scores.dtype == torch.float32
 
 
+def test_predictions_without_scores_are_the_same_in_every_mode():
+    for mode in LABEL_MODES:
+        full, lean = logits_to_in9(LOGITS, SPACE, mode), logits_to_in9(LOGITS, SPACE, mode, with_scores=False)
+        assert lean.pred.tolist() == full.pred.tolist() and lean.raw_top1.tolist() == full.raw_top1.tolist()
+        assert lean.scores is None if mode != "superclass-sum" else torch.equal(lean.scores, full.scores)
+
+
 def test_scores_are_per_class_probability_sums():
     scores = logits_to_in9(LOGITS, SPACE, "top1-mapped").scores
     e = [math.exp(v) for v in (2.0, 1.9, 1.9, 3.0, 0.0)]
