@@ -606,8 +606,7 @@ def run_challenge(
     fg_ds = data.variant("fg_mask")
     fg_ids = list(fg_ds["image_id"])
     fg_labels = np.asarray(fg_ds["label"], dtype=np.int64)
-    if accelerator.device.type == "cpu":
-        tune_cpu_allocator()
+    tune_cpu_allocator(accelerator.device)
     pool, pool_ids, pool_labels = load_pool(data, accelerator.device)
     if fg_ids:
         probe, _ = load_foregrounds(fg_ds, [0], accelerator.device)

@@ -24,9 +24,12 @@ TRIM_THRESHOLD = 2**31 - 1
 _state: str | None = None
 
 
-def tune_cpu_allocator() -> str:
-    """Apply the settings above (idempotent); returns what is in effect, for ``results.json``."""
+def tune_cpu_allocator(device: str | object = "cpu") -> str:
+    """Apply the settings above for a run on ``device`` (only a CPU run; idempotent); returns what is in
+    effect, for ``results.json``."""
     global _state
+    if getattr(device, "type", str(device).split(":")[0]) != "cpu":
+        return allocator_state()  # an accelerator's memory is not malloc's: leave the host's alone
     if _state is not None:
         return _state
     if os.environ.get("IN9_MALLOC_TUNING", "1").lower() in ("0", "false", "no"):

@@ -224,27 +224,29 @@ def predict_dataset(
     loader = accelerator.prepare_data_loader(loader)
     parts: list[tuple] = []
     device = accelerator.device
-    with (
-        torch.inference_mode(),
-        tqdm(
-            total=len(dataset),
-            desc=desc,
-            unit="img",
-            leave=False,
-            disable=not (progress and accelerator.is_main_process),
-        ) as bar,
-    ):
-        for indices, images in loader:
-            x = preprocess_batch(loaded.preprocess, images).contiguous(memory_format=torch.channels_last)
-            with accelerator.autocast():
-                logits = model(x)
-            out = logits_to_in9(logits.float(), loaded.label_space, label_mode)
-            gathered = accelerator.gather_for_metrics(
-                (indices.to(device), out.pred, out.raw_top1, out.scores)
-            )
-            parts.append(tuple(t.cpu() for t in gathered))
-            bar.update(len(gathered[0]))
-    decoded.close()
+    try:
+        with (
+            torch.inference_mode(),
+            tqdm(
+                total=len(dataset),
+                desc=desc,
+                unit="img",
+                leave=False,
+                disable=not (progress and accelerator.is_main_process),
+            ) as bar,
+        ):
+            for indices, images in loader:
+                x = preprocess_batch(loaded.preprocess, images).contiguous(memory_format=torch.channels_last)
+                with accelerator.autocast():
+                    logits = model(x)
+                out = logits_to_in9(logits.float(), loaded.label_space, label_mode)
+                gathered = accelerator.gather_for_metrics(
+                    (indices.to(device), out.pred, out.raw_top1, out.scores)
+                )
+                parts.append(tuple(t.cpu() for t in gathered))
+                bar.update(len(gathered[0]))
+    finally:
+        decoded.close()  # the decode threads end with the variant, also when a run is interrupted
     if not parts:
         return {
             "prediction": np.zeros(0, np.int64),
@@ -289,8 +291,7 @@ def predict_variants(
     progress: bool = True,
 ) -> tuple[pa.Table, dict[str, str]]:
     """Predictions of every variant (from the cache where finished), and which came from where."""
-    if accelerator.device.type == "cpu":
-        tune_cpu_allocator()
+    tune_cpu_allocator(accelerator.device)
     model = accelerator.prepare_model(loaded.model, evaluation_mode=True)
     model = model.to(memory_format=torch.channels_last)
     tables, origin = [], {}
