@@ -13,6 +13,7 @@ import gc
 import hashlib
 import json
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from evaluator.cpu_allocator import tune_cpu_allocator
+from evaluator.decode import decode_rgb, to_uint8_hwc
 from evaluator.labels import logits_to_in9
 from evaluator.models import LoadedModel
 from evaluator.protocol import PRECISIONS
@@ -65,11 +67,6 @@ def make_accelerator(precision: str = "no", *, cpu: bool | None = None):
     return Accelerator(cpu=cpu, mixed_precision=precision)
 
 
-def to_uint8_hwc(image) -> np.ndarray:
-    """A decoded PIL image -> uint8 (H, W, 3) array."""
-    return np.asarray(image.convert("RGB") if image.mode != "RGB" else image)
-
-
 class DecodedImages(torch.utils.data.Dataset):
     """Row index + uint8 image of a ``datasets.Dataset``; decoding happens here, in the loader workers.
 
@@ -84,8 +81,8 @@ class DecodedImages(torch.utils.data.Dataset):
         self.dataset = dataset.select_columns([column])
         self.feature = self.dataset.features[column]
         if isinstance(self.feature, datasets.Image) and self.feature.decode:
-            # Hand out the stored {bytes, path} and decode with the feature's own decode_example, in
-            # whichever thread asks: the same pixels as datasets' decoding, without its serial loop.
+            # Hand out the stored {bytes, path} and decode them in whichever thread asks: the same pixels
+            # as datasets' decoding (evaluator.decode), without its serial loop.
             raw = datasets.Image(mode=self.feature.mode, decode=False)
             self.dataset = self.dataset.cast_column(column, raw)
         else:
@@ -101,7 +98,7 @@ class DecodedImages(torch.utils.data.Dataset):
         return {**self.__dict__, "_pool": None}  # a worker process makes its own
 
     def _decode(self, value) -> np.ndarray:
-        return to_uint8_hwc(self.feature.decode_example(value) if self.feature is not None else value)
+        return decode_rgb(value, self.feature) if self.feature is not None else to_uint8_hwc(value)
 
     def __getitem__(self, index: int):
         return index, self._decode(self.dataset[index][self.column])
@@ -193,8 +190,17 @@ def cache_key(loaded: LoadedModel, *, label_mode: str, precision: str) -> dict:
     }
 
 
-def _optional_column(dataset, name: str) -> list:
-    return list(dataset[name]) if name in dataset.column_names else [None] * len(dataset)
+def inference_streams(accelerator, num_workers: int = 0) -> int:
+    """How many batches a CPU process works on at once, each on its share of the cores.
+
+    One process on a CPU with >= 2 threads runs 2 streams that each decode and forward their own batches:
+    one stream's decoding and Python overhead then fill the cores while the other computes, where a single
+    stream leaves them to the model's threads waiting (2-core machine, tiny ResNet: 1.1-1.2x faster end to
+    end, benchmarks/bench_eval.py). Elsewhere (a GPU, several processes, decoding worker processes) one.
+    """
+    if accelerator.device.type != "cpu" or accelerator.num_processes > 1 or num_workers:
+        return 1
+    return 2 if torch.get_num_threads() >= 2 else 1
 
 
 def predict_dataset(
@@ -210,8 +216,10 @@ def predict_dataset(
     desc: str = "",
 ) -> dict[str, np.ndarray]:
     """Predict every row of ``dataset`` on all processes; every process returns all rows in row order."""
-    # Without workers the main process decodes each batch with as many threads as the model uses (at most 8).
-    decoded = DecodedImages(dataset, threads=1 if num_workers else min(8, torch.get_num_threads()))
+    streams = inference_streams(accelerator, num_workers)
+    threads = torch.get_num_threads()
+    # Without workers or streams the main process decodes each batch with the model's threads (at most 8).
+    decoded = DecodedImages(dataset, threads=1 if num_workers or streams > 1 else min(8, threads))
     loader = DataLoader(
         decoded,
         batch_size=batch_size,
@@ -221,31 +229,51 @@ def predict_dataset(
         persistent_workers=False,
         prefetch_factor=4 if num_workers else None,
     )
-    loader = accelerator.prepare_data_loader(loader)
+    batches = iter(accelerator.prepare_data_loader(loader))
     parts: list[tuple] = []
     device = accelerator.device
+    lock, stop = threading.Lock(), threading.Event()
+    # A single process has nothing to gather; skipping it also keeps accelerate's end-of-loader trimming
+    # (meant for the last batch) away from a batch another stream finishes after the loader ran out.
+    gather = accelerator.gather_for_metrics if accelerator.num_processes > 1 else (lambda t: t)
+
+    def run_stream(bar) -> None:
+        if streams > 1:
+            torch.set_num_threads(max(1, threads // streams))  # this thread's share (thread-local)
+        try:
+            with torch.inference_mode():
+                while not stop.is_set():
+                    with lock:  # the loader decodes here: a stream decodes while the others compute
+                        batch = next(batches, None)
+                    if batch is None:
+                        return
+                    scored = score(*batch)
+                    with lock:
+                        gathered = gather(scored)
+                        parts.append(tuple(t.cpu() for t in gathered))
+                        bar.update(len(gathered[0]))
+        except BaseException:
+            stop.set()  # the other streams stop at their next batch; this error is the run's
+            raise
+
+    def score(indices, images) -> tuple:
+        x = preprocess_batch(loaded.preprocess, images).contiguous(memory_format=torch.channels_last)
+        with accelerator.autocast():
+            logits = model(x)
+        out = logits_to_in9(logits.float(), loaded.label_space, label_mode)
+        return indices.to(device), out.pred, out.raw_top1, out.scores
+
+    disable = not (progress and accelerator.is_main_process)
     try:
-        with (
-            torch.inference_mode(),
-            tqdm(
-                total=len(dataset),
-                desc=desc,
-                unit="img",
-                leave=False,
-                disable=not (progress and accelerator.is_main_process),
-            ) as bar,
-        ):
-            for indices, images in loader:
-                x = preprocess_batch(loaded.preprocess, images).contiguous(memory_format=torch.channels_last)
-                with accelerator.autocast():
-                    logits = model(x)
-                out = logits_to_in9(logits.float(), loaded.label_space, label_mode)
-                gathered = accelerator.gather_for_metrics(
-                    (indices.to(device), out.pred, out.raw_top1, out.scores)
-                )
-                parts.append(tuple(t.cpu() for t in gathered))
-                bar.update(len(gathered[0]))
+        with tqdm(total=len(dataset), desc=desc, unit="img", leave=False, disable=disable) as bar:
+            if streams == 1:
+                run_stream(bar)
+            else:
+                with ThreadPoolExecutor(streams, thread_name_prefix="in9-stream") as pool:
+                    for future in [pool.submit(run_stream, bar) for _ in range(streams)]:
+                        future.result()
     finally:
+        stop.set()
         decoded.close()  # the decode threads end with the variant, also when a run is interrupted
     if not parts:
         return {
@@ -262,12 +290,17 @@ def predict_dataset(
 
 def predictions_table(variant: str, dataset, columns: dict[str, np.ndarray]) -> pa.Table:
     n = len(dataset)
+    names = [c for c in ("image_id", "fg_image_id", "label") if c in dataset.column_names]
+    # One arrow read of the identity columns (row selection applied); iterating them row by row in Python
+    # cost 0.4 s per 4,050-row variant.
+    rows = dataset.select_columns(names).with_format("arrow")[:]
+    fg_ids = rows.column("fg_image_id") if "fg_image_id" in names else pa.nulls(n, pa.string())
     return pa.table(
         {
-            "variant": [variant] * n,
-            "image_id": [str(x) for x in dataset["image_id"]],
-            "fg_image_id": _optional_column(dataset, "fg_image_id"),
-            "label": np.asarray(dataset["label"], dtype=np.int64),
+            "variant": pa.array([variant] * n, pa.string()),
+            "image_id": rows.column("image_id").cast(pa.string()),
+            "fg_image_id": fg_ids.cast(pa.string()),
+            "label": rows.column("label").cast(pa.int64()),
             "prediction": columns["prediction"].astype(np.int64),
             "raw_top1": columns["raw_top1"].astype(np.int64),
             "scores": pa.FixedSizeListArray.from_arrays(

@@ -4,6 +4,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from types import SimpleNamespace
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -96,6 +98,63 @@ def test_nine_way_model_and_batch_size_independence(tiny_models, synthetic_expor
     assert set(a.metrics["accuracy"]) == {"original", "mixed_rand"} and "bg_gap" not in a.metrics
 
 
+def test_cpu_streams_one_process_only_and_their_predictions_equal_one_stream(
+    tiny_models, synthetic_export, tmp_path, monkeypatch
+):
+    import evaluator.predict as predict
+
+    cpu = SimpleNamespace(device=torch.device("cpu"), num_processes=1)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert predict.inference_streams(cpu) == 2
+        assert predict.inference_streams(cpu, num_workers=2) == 1  # worker processes decode instead
+        assert predict.inference_streams(SimpleNamespace(device=torch.device("cpu"), num_processes=2)) == 1
+        assert predict.inference_streams(SimpleNamespace(device=torch.device("cuda"), num_processes=1)) == 1
+        torch.set_num_threads(1)
+        assert predict.inference_streams(cpu) == 1
+    finally:
+        torch.set_num_threads(threads)
+    kwargs = dict(variants="original,only_fg", cache_dir=tmp_path, use_cache=False, progress=False)
+    runs = {}
+    for streams in (1, 2, 3):  # 36 rows in batches of 5: 8 batches, the last one short
+        monkeypatch.setattr(predict, "inference_streams", lambda *a, n=streams, **k: n)
+        runs[streams] = evaluate(str(tiny_models["in1k"]), str(synthetic_export), batch_size=5, **kwargs)
+    for streams in (2, 3):
+        assert (
+            runs[streams]
+            .predictions.drop_columns(["scores"])
+            .equals(runs[1].predictions.drop_columns(["scores"]))
+        )
+        assert np.allclose(
+            np.stack(runs[streams].predictions["scores"].to_numpy(zero_copy_only=False)),
+            np.stack(runs[1].predictions["scores"].to_numpy(zero_copy_only=False)),
+            atol=1e-5,
+        )
+        assert runs[streams].metrics == runs[1].metrics
+
+
+def test_a_failing_stream_stops_the_run_with_its_error(synthetic_export, tmp_path, monkeypatch):
+    import evaluator.predict as predict
+
+    monkeypatch.setattr(predict, "inference_streams", lambda *a, **k: 2)
+    model = CountingModule(fail_on_call=2)
+    with pytest.raises(RuntimeError, match="killed mid-variant"):
+        evaluate(
+            model,
+            str(synthetic_export),
+            variants="original",
+            mean=MEAN,
+            std=STD,
+            label_space=IN9,
+            input_size=64,
+            batch_size=2,
+            cache_dir=tmp_path,
+            progress=False,
+        )
+    assert model.calls < 18  # the other stream stopped at its next batch instead of finishing the variant
+
+
 class CountingModule(torch.nn.Module):
     """A fixed random 9-way classifier that counts forward calls and can fail on the n-th."""
 
@@ -105,10 +164,13 @@ class CountingModule(torch.nn.Module):
         self.head = torch.nn.Linear(3 * 4 * 4, 9)
         self.calls = 0
         self.fail_on_call = fail_on_call
+        self._lock = threading.Lock()  # CPU runs forward 2 batches at once (predict.inference_streams)
 
     def forward(self, x):
-        self.calls += 1
-        if self.calls == self.fail_on_call:
+        with self._lock:
+            self.calls += 1
+            call = self.calls
+        if call == self.fail_on_call:
             raise RuntimeError("killed mid-variant")
         return self.head(torch.nn.functional.adaptive_avg_pool2d(x, 4).flatten(1))
 
