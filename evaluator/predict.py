@@ -327,34 +327,43 @@ def predict_variants(
     tune_cpu_allocator(accelerator.device)
     model = accelerator.prepare_model(loaded.model, evaluation_mode=True)
     model = model.to(memory_format=torch.channels_last)
+    options = dict(
+        accelerator=accelerator,
+        model=model,
+        label_mode=label_mode,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        progress=progress,
+    )
     tables, origin = [], {}
-    for variant in tqdm(
-        variants, desc="variants", unit="variant", disable=not (progress and accelerator.is_main_process)
-    ):
-        dataset = data.variant(variant)
-        fingerprint = data.fingerprint(variant)
-        table = cache.load(variant, fingerprint) if cache is not None else None
-        if table is not None and table.num_rows == len(dataset):
-            origin[variant] = "cache"
-        else:
-            columns = predict_dataset(
-                loaded,
-                dataset,
-                accelerator=accelerator,
-                model=model,
-                label_mode=label_mode,
-                batch_size=batch_size,
-                num_workers=num_workers,
-                progress=progress,
-                desc=variant,
-            )
-            table = predictions_table(variant, dataset, columns)
-            if cache is not None and accelerator.is_main_process:
-                cache.store(variant, fingerprint, table)
-            accelerator.wait_for_everyone()
-            origin[variant] = "computed"
-        tables.append(table)
-        if hasattr(data, "release"):  # unmap the scored variant: memory stays that of one variant
-            data.release(variant)
-            gc.collect()
+    # What exists now (model, libraries: ~400k objects) outlives the run; frozen, the collection after each
+    # variant visits only the variant's own objects (0.27 s -> ~0 per variant).
+    gc.freeze()
+    try:
+        quiet = not (progress and accelerator.is_main_process)
+        for variant in tqdm(variants, desc="variants", unit="variant", disable=quiet):
+            table, origin[variant] = _variant_predictions(loaded, data, variant, cache, **options)
+            tables.append(table)
+            if hasattr(data, "release"):  # unmap the scored variant: memory stays that of one variant
+                data.release(variant)
+                gc.collect()
+    finally:
+        gc.unfreeze()
     return pa.concat_tables(tables) if tables else PREDICTION_SCHEMA.empty_table(), origin
+
+
+def _variant_predictions(
+    loaded: LoadedModel, data, variant: str, cache: PredictionCache | None, *, accelerator, **options
+) -> tuple[pa.Table, str]:
+    """One variant's predictions table, and whether it came from the cache or was computed (and stored)."""
+    dataset = data.variant(variant)
+    fingerprint = data.fingerprint(variant)
+    table = cache.load(variant, fingerprint) if cache is not None else None
+    if table is not None and table.num_rows == len(dataset):
+        return table, "cache"
+    columns = predict_dataset(loaded, dataset, accelerator=accelerator, desc=variant, **options)
+    table = predictions_table(variant, dataset, columns)
+    if cache is not None and accelerator.is_main_process:
+        cache.store(variant, fingerprint, table)
+    accelerator.wait_for_everyone()
+    return table, "computed"
