@@ -319,7 +319,8 @@ def test_cpu_runs_decode_in_the_main_process_and_record_the_allocator(
         cache_dir=tmp_path,
         progress=False,
     )
-    assert results.environment["cpu_allocator"] == "glibc mmap_threshold=32MiB trim_threshold=2GiB"
+    tuned = "glibc mmap_threshold=32MiB trim_threshold=2GiB arena_max=1"
+    assert results.environment["cpu_allocator"] == tuned
 
 
 def test_allocator_tuning_can_be_turned_off():
