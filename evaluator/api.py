@@ -44,7 +44,7 @@ def default_num_workers(device: torch.device | str = "cpu") -> int:
     """Decoding worker processes: none on CPU, one per spare core (at most 4) beside an accelerator.
 
     On CPU the model's threads use every core during the forward; a worker process would preempt them
-    (measured slower than decoding each batch with threads between forwards, see ``DecodedImages``).
+    (measured slower than letting the inference streams decode, see ``predict.inference_streams``).
     """
     if torch.device(device).type == "cpu":
         return 0

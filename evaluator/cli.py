@@ -65,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--num-workers",
         type=int,
-        help="image decoding processes (default: 0 on CPU, where threads decode between forwards; "
-        "spare cores, max 4, beside a GPU)",
+        help="image decoding processes (default: 0 on CPU, where two inference streams decode and forward "
+        "in turn; spare cores, max 4, beside a GPU)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--challenge", action="store_true", help="also run the adversarial-backgrounds challenge")

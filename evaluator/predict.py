@@ -1,7 +1,8 @@
 """The accelerate prediction loop (spec §6.4) and the per-variant prediction cache (spec §6.5).
 
-Images are decoded once in DataLoader workers into uint8 tensors; resizing and normalising happen batched on
-the device (:mod:`evaluator.preprocess`). ``accelerator.prepare`` shards the loader across processes and
+Images are decoded once into uint8 tensors (:mod:`evaluator.decode`; in DataLoader workers beside a GPU, by
+the inference streams themselves on CPU); resizing and normalising happen batched on the device
+(:mod:`evaluator.preprocess`). ``accelerator.prepare`` shards the loader across processes and
 ``gather_for_metrics`` collects every row exactly once. A finished variant is written to the cache under a
 key of (model weights, protocol, label mode, precision, data fingerprint), so a rerun is instant and a
 killed run resumes at the first unfinished variant.
@@ -70,9 +71,8 @@ def make_accelerator(precision: str = "no", *, cpu: bool | None = None):
 class DecodedImages(torch.utils.data.Dataset):
     """Row index + uint8 image of a ``datasets.Dataset``; decoding happens here, in the loader workers.
 
-    With ``threads > 1`` a batch is decoded by that many threads (Pillow releases the GIL while it decodes):
-    for CPU inference in the main process, where the model owns the cores between batches and worker
-    processes would only fight its threads for them.
+    With ``threads > 1`` a batch is decoded by that many threads (the decoders release the GIL): for a run
+    in the main process with a single inference stream; CPU runs with two streams decode with one thread each.
     """
 
     def __init__(self, dataset, column: str = "image", threads: int = 1) -> None:
