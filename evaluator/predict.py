@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,17 +191,62 @@ def cache_key(loaded: LoadedModel, *, label_mode: str, precision: str) -> dict:
     }
 
 
-def inference_streams(accelerator, num_workers: int = 0) -> int:
-    """How many batches a CPU process works on at once, each on its share of the cores.
+# Two streams pay off when decoding a batch takes at least this share of its forward: tiny ResNet 0.3-0.7
+# (2 streams 1.1-1.3x faster end to end), ResNet-50 ~0.02 (one stream on all threads as fast or faster).
+STREAMS_MIN_DECODE_SHARE = 0.1
 
-    One process on a CPU with >= 2 threads runs 2 streams that each decode and forward their own batches:
+
+def inference_streams(accelerator, num_workers: int = 0) -> int:
+    """How many batches a CPU process may work on at once, each stream on its share of the cores.
+
+    One process on a CPU with >= 2 threads may run 2 streams that each decode and forward their own batches:
     one stream's decoding and Python overhead then fill the cores while the other computes, where a single
-    stream leaves them to the model's threads waiting (2-core machine, tiny ResNet: 1.1-1.2x faster end to
-    end, benchmarks/bench_eval.py). Elsewhere (a GPU, several processes, decoding worker processes) one.
+    stream leaves them to the model's threads waiting (``predict_dataset`` keeps one stream when decoding
+    is cheap next to the forward). Elsewhere (a GPU, several processes, decoding worker processes) one.
     """
     if accelerator.device.type != "cpu" or accelerator.num_processes > 1 or num_workers:
         return 1
     return 2 if torch.get_num_threads() >= 2 else 1
+
+
+class BatchStreams:
+    """Pulls batches from one loader and scores them, from one or several threads; collects the rows."""
+
+    def __init__(self, batches, score, gather, bar) -> None:
+        self.batches, self.score, self.gather, self.bar = batches, score, gather, bar
+        self.lock, self.stop = threading.Lock(), threading.Event()
+        self.parts: list[tuple] = []
+
+    def run(self, budget: int | None = None, num_threads: int | None = None) -> tuple[float, float] | None:
+        """Score up to ``budget`` batches (all if None); (decode s, forward s) of the last, None when done."""
+        if num_threads is not None:
+            torch.set_num_threads(num_threads)  # this thread's share (thread-local)
+        last: tuple[float, float] | None = None
+        try:
+            with torch.inference_mode():
+                while not self.stop.is_set() and budget != 0:
+                    t0 = time.perf_counter()
+                    with self.lock:  # the loader decodes here: a stream decodes while the others compute
+                        batch = next(self.batches, None)
+                    if batch is None:
+                        return None
+                    t1 = time.perf_counter()
+                    scored = self.score(*batch)
+                    last = (t1 - t0, time.perf_counter() - t1)
+                    with self.lock:
+                        gathered = self.gather(scored)
+                        self.parts.append(tuple(t.cpu() for t in gathered))
+                        self.bar.update(len(gathered[0]))
+                    budget = None if budget is None else budget - 1
+        except BaseException:
+            self.stop.set()  # the other streams stop at their next batch; this error is the run's
+            raise
+        return last
+
+    def run_parallel(self, streams: int, num_threads: int) -> None:
+        with ThreadPoolExecutor(streams, thread_name_prefix="in9-stream") as pool:
+            for future in [pool.submit(self.run, None, num_threads) for _ in range(streams)]:
+                future.result()
 
 
 def predict_dataset(
@@ -218,7 +264,7 @@ def predict_dataset(
     """Predict every row of ``dataset`` on all processes; every process returns all rows in row order."""
     streams = inference_streams(accelerator, num_workers)
     threads = torch.get_num_threads()
-    # Without workers or streams the main process decodes each batch with the model's threads (at most 8).
+    # Streams decode with one thread each; one stream in the main process uses the model's threads (<= 8).
     decoded = DecodedImages(dataset, threads=1 if num_workers or streams > 1 else min(8, threads))
     loader = DataLoader(
         decoded,
@@ -229,32 +275,7 @@ def predict_dataset(
         persistent_workers=False,
         prefetch_factor=4 if num_workers else None,
     )
-    batches = iter(accelerator.prepare_data_loader(loader))
-    parts: list[tuple] = []
     device = accelerator.device
-    lock, stop = threading.Lock(), threading.Event()
-    # A single process has nothing to gather; skipping it also keeps accelerate's end-of-loader trimming
-    # (meant for the last batch) away from a batch another stream finishes after the loader ran out.
-    gather = accelerator.gather_for_metrics if accelerator.num_processes > 1 else (lambda t: t)
-
-    def run_stream(bar) -> None:
-        if streams > 1:
-            torch.set_num_threads(max(1, threads // streams))  # this thread's share (thread-local)
-        try:
-            with torch.inference_mode():
-                while not stop.is_set():
-                    with lock:  # the loader decodes here: a stream decodes while the others compute
-                        batch = next(batches, None)
-                    if batch is None:
-                        return
-                    scored = score(*batch)
-                    with lock:
-                        gathered = gather(scored)
-                        parts.append(tuple(t.cpu() for t in gathered))
-                        bar.update(len(gathered[0]))
-        except BaseException:
-            stop.set()  # the other streams stop at their next batch; this error is the run's
-            raise
 
     def score(indices, images) -> tuple:
         x = preprocess_batch(loaded.preprocess, images).contiguous(memory_format=torch.channels_last)
@@ -263,18 +284,27 @@ def predict_dataset(
         out = logits_to_in9(logits.float(), loaded.label_space, label_mode)
         return indices.to(device), out.pred, out.raw_top1, out.scores
 
+    # A single process has nothing to gather; skipping it also keeps accelerate's end-of-loader trimming
+    # (meant for the last batch) away from a batch another stream finishes after the loader ran out.
+    gather = accelerator.gather_for_metrics if accelerator.num_processes > 1 else (lambda t: t)
     disable = not (progress and accelerator.is_main_process)
     try:
         with tqdm(total=len(dataset), desc=desc, unit="img", leave=False, disable=disable) as bar:
+            run = BatchStreams(iter(accelerator.prepare_data_loader(loader)), score, gather, bar)
             if streams == 1:
-                run_stream(bar)
-            else:
-                with ThreadPoolExecutor(streams, thread_name_prefix="in9-stream") as pool:
-                    for future in [pool.submit(run_stream, bar) for _ in range(streams)]:
-                        future.result()
+                run.run()
+            # Two batches on one stream first (the first pays one-off set-up); then streams if decoding is
+            # a real share of the forward, else the rest on this one with threaded decoding.
+            elif (probe := run.run(budget=2)) is not None:
+                decode_s, forward_s = probe
+                if decode_s >= STREAMS_MIN_DECODE_SHARE * forward_s:
+                    run.run_parallel(streams, max(1, threads // streams))
+                else:
+                    decoded.threads = min(8, threads)
+                    run.run()
     finally:
-        stop.set()
         decoded.close()  # the decode threads end with the variant, also when a run is interrupted
+    parts = run.parts
     if not parts:
         return {
             "prediction": np.zeros(0, np.int64),

@@ -116,29 +116,47 @@ def test_cpu_streams_one_process_only_and_their_predictions_equal_one_stream(
     finally:
         torch.set_num_threads(threads)
     kwargs = dict(variants="original,only_fg", cache_dir=tmp_path, use_cache=False, progress=False)
+    parallel_runs = []
+    real_parallel = predict.BatchStreams.run_parallel
+    monkeypatch.setattr(
+        predict.BatchStreams,
+        "run_parallel",
+        lambda self, *a: parallel_runs.append(a) or real_parallel(self, *a),
+    )
     runs = {}
-    for streams in (1, 2, 3):  # 36 rows in batches of 5: 8 batches, the last one short
+    # 36 rows in batches of 5: 8 batches, the last one short. Share 0: always streams after the 2-batch
+    # probe; share inf: decoding never pays, one stream throughout.
+    for name, streams, share in (
+        ("one", 1, 0.0),
+        ("two", 2, 0.0),
+        ("three", 3, 0.0),
+        ("kept one", 2, np.inf),
+    ):
         monkeypatch.setattr(predict, "inference_streams", lambda *a, n=streams, **k: n)
-        runs[streams] = evaluate(str(tiny_models["in1k"]), str(synthetic_export), batch_size=5, **kwargs)
-    for streams in (2, 3):
+        monkeypatch.setattr(predict, "STREAMS_MIN_DECODE_SHARE", share)
+        runs[name] = evaluate(str(tiny_models["in1k"]), str(synthetic_export), batch_size=5, **kwargs)
+    n = torch.get_num_threads()  # (streams, threads each), once per variant
+    assert parallel_runs == [(2, max(1, n // 2))] * 2 + [(3, max(1, n // 3))] * 2
+    for name in ("two", "three", "kept one"):
         assert (
-            runs[streams]
+            runs[name]
             .predictions.drop_columns(["scores"])
-            .equals(runs[1].predictions.drop_columns(["scores"]))
+            .equals(runs["one"].predictions.drop_columns(["scores"]))
         )
         assert np.allclose(
-            np.stack(runs[streams].predictions["scores"].to_numpy(zero_copy_only=False)),
-            np.stack(runs[1].predictions["scores"].to_numpy(zero_copy_only=False)),
+            np.stack(runs[name].predictions["scores"].to_numpy(zero_copy_only=False)),
+            np.stack(runs["one"].predictions["scores"].to_numpy(zero_copy_only=False)),
             atol=1e-5,
         )
-        assert runs[streams].metrics == runs[1].metrics
+        assert runs[name].metrics == runs["one"].metrics
 
 
 def test_a_failing_stream_stops_the_run_with_its_error(synthetic_export, tmp_path, monkeypatch):
     import evaluator.predict as predict
 
     monkeypatch.setattr(predict, "inference_streams", lambda *a, **k: 2)
-    model = CountingModule(fail_on_call=2)
+    monkeypatch.setattr(predict, "STREAMS_MIN_DECODE_SHARE", 0.0)
+    model = CountingModule(fail_on_call=4)  # after the 2-batch probe, in one of the 2 streams
     with pytest.raises(RuntimeError, match="killed mid-variant"):
         evaluate(
             model,
