@@ -353,3 +353,33 @@ def test_allocator_tuning_can_be_turned_off():
     assert out.stdout.strip() == (
         "default | default | default (IN9_MALLOC_TUNING=0) | default (IN9_MALLOC_TUNING=0)"
     )
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads Linux's /proc/self/maps")
+def test_a_scored_variant_is_unmapped_before_the_next(tiny_models, synthetic_export, tmp_path, monkeypatch):
+    # Resident memory stays that of one variant only if nothing keeps a scored variant's memory map: not
+    # accelerate's list of prepared loaders, not a zero-copy column in the predictions table.
+    import gc
+
+    import evaluator.predict as predict
+
+    data = open_data(str(synthetic_export), cache_dir=tmp_path)
+    variants = ["original", "only_fg", "mixed_rand"]
+    files = {v: data.variant(v).cache_files[0]["filename"] for v in variants}
+    for v in variants:
+        data.release(v)
+    mapped_while_scoring = []
+    real = predict._variant_predictions
+
+    def spy(loaded, source, variant, *args, **kwargs):
+        gc.collect()
+        maps = open("/proc/self/maps").read()
+        mapped_while_scoring.append([v for v in variants if v != variant and files[v] in maps])
+        return real(loaded, source, variant, *args, **kwargs)
+
+    monkeypatch.setattr(predict, "_variant_predictions", spy)
+    results = evaluate(
+        str(tiny_models["in9"]), data, variants, cache_dir=tmp_path, use_cache=False, progress=False
+    )
+    assert results.predictions.num_rows == 3 * 36
+    assert mapped_while_scoring == [[], [], []]
