@@ -1,5 +1,29 @@
-"""User-facing errors: one line that names the file, field or flag and says what to do."""
+"""User-facing errors: one line that names the file, field or argument and says what to do."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
 
 
-class In9Error(Exception):
-    """An error caused by the user's input. CLIs print ``error: <message>`` and exit 2, no traceback."""
+class In9Error(ValueError):
+    """An error caused by the caller's input; a ``ValueError``, so library users catch it as one.
+
+    A message about one argument starts with the argument's Python name (``batch_size=0: use 1 or more``)
+    and records it in ``argument``; a CLI turns that into its flag with :meth:`for_cli`
+    (``--batch-size 0: use 1 or more``), prints ``error: <message>`` and exits 2, never a traceback.
+    """
+
+    def __init__(self, message: str, *, argument: str | None = None) -> None:
+        super().__init__(message)
+        self.argument = argument
+
+    def for_cli(self, flags: Mapping[str, str]) -> str:
+        """The message with its leading ``argument=`` (or ``argument``) written as the CLI flag."""
+        message = str(self)
+        flag = flags.get(self.argument or "")
+        if flag is None:
+            return message
+        for prefix, replacement in ((f"{self.argument}=", f"{flag} "), (f"{self.argument}", flag)):
+            if message.startswith(prefix):
+                return replacement + message[len(prefix) :]
+        return message
