@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from evaluator.protocol import LABEL_MODES
+from evaluator.config import LABEL_MODES
 from in9_builder.classes import CLASS_NAMES, IN1K_TO_IN9, NUM_CLASSES, class_index
 from in9_builder.errors import In9Error
 

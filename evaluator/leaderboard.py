@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evaluator.protocol import LABEL_MODES, PREPROCESS_PROTOCOLS
+from evaluator.config import LABEL_MODES, PREPROCESS_PROTOCOLS
 from evaluator.results import CHALLENGE_FILE, PREDICTIONS_FILE, SCHEMA, check_document, from_predictions
 from hub_cards import CANONICAL_FINGERPRINTS, published_rows
 from in9_builder.classes import CLASS_NAMES, IMAGE_VARIANTS

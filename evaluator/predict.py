@@ -31,7 +31,7 @@ from evaluator.cpu_allocator import tune_cpu_allocator
 from evaluator.decode import decode_rgb, to_uint8_hwc
 from evaluator.labels import logits_to_in9
 from evaluator.models import LoadedModel
-from evaluator.protocol import PRECISIONS
+from evaluator.config import PRECISIONS
 from in9_builder.errors import In9Error
 
 PREDICTION_SCHEMA = pa.schema(

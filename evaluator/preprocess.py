@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from evaluator.protocol import PREPROCESS_PROTOCOLS as PROTOCOLS
+from evaluator.config import PREPROCESS_PROTOCOLS as PROTOCOLS
 from in9_builder.errors import In9Error
 
 # PIL resample codes (PIL.Image.Resampling) -> (filter, support).

@@ -24,7 +24,7 @@ class Submissions:
 
 def run_in9_eval(model: Path, export: Path, out: Path, cache: Path) -> Path:
     """``in9-eval`` as a user runs it (in-process): every variant and the challenge."""
-    from evaluator.cli import main
+    from evaluator.cli.eval import main
 
     code = main(
         [
@@ -51,7 +51,7 @@ def run_in9_eval(model: Path, export: Path, out: Path, cache: Path) -> Path:
 @pytest.fixture(scope="session")
 def eval_submissions(tmp_path_factory, synthetic_export, tiny_models) -> Submissions:
     """Two models' in9-eval outputs on the synthetic export, plus a registry that knows its edition."""
-    from evaluator.leaderboard_cli import main
+    from evaluator.cli.leaderboard import main
 
     root = tmp_path_factory.mktemp("submissions")
     folders = {

@@ -31,7 +31,7 @@ import json, sys
 from pathlib import Path
 from accelerate import Accelerator
 from evaluator.challenge import run_challenge
-from evaluator.cli import close_process_group
+from evaluator.cli.eval import close_process_group
 from tests.test_challenge import ArraySource, Dies, PrototypeNet, make_world, wrap
 
 out, reorder, batch_size, sample = Path(sys.argv[1]), sys.argv[2] == "1", int(sys.argv[3]), int(sys.argv[4])

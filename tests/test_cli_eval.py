@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from evaluator.cli import main
+from evaluator.cli.eval import main
 
 
 def test_cli_run_writes_outputs_and_prints_the_table(tiny_models, synthetic_export, tmp_path, capsys):

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from evaluator import leaderboard
-from evaluator.leaderboard_cli import main
+from evaluator.cli.leaderboard import main
 
 UNPINNED = ["--allow-unpinned"]  # the fixture's models are local folders: no revision to record
 
@@ -427,7 +427,7 @@ def test_protocol_names_match_the_evaluator_and_validation_needs_no_torch(eval_s
 
     assert (leaderboard.LABEL_MODES, leaderboard.PREPROCESS_PROTOCOLS) == (LABEL_MODES, PROTOCOLS)
     code = (
-        "import sys\nfrom evaluator.leaderboard_cli import main\n"
+        "import sys\nfrom evaluator.cli.leaderboard import main\n"
         f"code = main(['validate', {str(eval_submissions.folders['in9'])!r}, '--canonical', "
         f"{str(eval_submissions.registry)!r}, '--allow-unpinned'])\n"
         "print(code, 'torch' in sys.modules)"

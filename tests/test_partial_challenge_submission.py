@@ -2,8 +2,8 @@
 
 import json
 
-from evaluator.cli import main as eval_main
-from evaluator.leaderboard_cli import main as board_main
+from evaluator.cli.eval import main as eval_main
+from evaluator.cli.leaderboard import main as board_main
 
 
 def test_local_in9_folder_and_partial_variants_with_challenge_validate(
