@@ -1,7 +1,7 @@
 """Challenge cost: search throughput vs the bare forward, passes saved by reordering, a full-size projection.
 
 Everything runs in one process on the synthetic source (test scenes as foregrounds, their Only-BG-T renders
-as the pool) with the tiny ResNet of ``evaluator.train_tiny``, trained briefly on CPU: one on ``only_bg_t``
+as the pool) with the tiny ResNet of ``evaluator.demo.train_tiny``, trained briefly on CPU: one on ``only_bg_t``
 (it relies on backgrounds by construction) and one on ``mixed_rand``. Per model:
 
 1. Forward passes: the search in pool order and reordered (same outcomes, checked), and the original code's
@@ -33,10 +33,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evaluator.challenge import make_predict, search_backgrounds  # noqa: E402
-from evaluator.cpu_allocator import tune_cpu_allocator  # noqa: E402
-from evaluator.labels import LabelSpace  # noqa: E402
-from evaluator.models import wrap_module  # noqa: E402
-from evaluator.train_tiny import (  # noqa: E402
+from evaluator.runtime.cpu import tune_cpu_allocator  # noqa: E402
+from evaluator.model.labels import LabelSpace  # noqa: E402
+from evaluator.model.loading import wrap_module  # noqa: E402
+from evaluator.demo.train_tiny import (  # noqa: E402
     IMAGE_MEAN,
     IMAGE_STD,
     TrainSettings,

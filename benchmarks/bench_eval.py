@@ -5,7 +5,7 @@
    preprocessing, forward, label mapping, gather, outputs) / the bare forward on the same number of pre-made
    normalised tensors, median of ``--rounds`` back-to-back pairs. Target >= 0.8: the pipeline must not be
    the bottleneck. The bare forward runs with the allocator settings in9-eval uses
-   (:mod:`evaluator.cpu_allocator`); its figure before them is printed too.
+   (:mod:`evaluator.runtime.cpu`); its figure before them is printed too.
 2. A ResNet-50-sized random model on ``--r50-images`` (256) images: the same ratio. Target >= 0.95.
 3. Peak resident memory of a full 8-variant ``in9-eval`` run (a subprocess): target < 3 GB.
 
@@ -61,12 +61,12 @@ def make_export(work: Path, per_class: int, variants: list[str] | None, image_fo
 
 def save_model(folder: Path, tiny: bool) -> Path:
     from in9_builder.classes import imagenet1k_names
-    from tests.fixtures_evaluator import save_tiny_resnet
+    from evaluator.demo.train_tiny import save_random_tiny_resnet
 
     if (folder / "config.json").is_file():
         return folder
     if tiny:
-        return save_tiny_resnet(folder, imagenet1k_names())
+        return save_random_tiny_resnet(folder, imagenet1k_names())
     from transformers import ResNetConfig, ResNetForImageClassification
     from transformers.models.convnext.image_processing_pil_convnext import ConvNextImageProcessorPil
 
@@ -164,9 +164,9 @@ def ratio_run(
     measure_untuned: bool = False,
 ) -> dict:
     """Median over ``rounds`` of (bare forward, pipeline) measured back to back: the machine's load drifts."""
-    from evaluator.cpu_allocator import tune_cpu_allocator
+    from evaluator.runtime.cpu import tune_cpu_allocator
     from evaluator.data import open_data
-    from evaluator.models import load_model
+    from evaluator.model.loading import load_model
 
     loaded = load_model(str(model_dir))
     t0 = time.perf_counter()  # datasets converts parquet to its arrow cache once per dataset, like a download

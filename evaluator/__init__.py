@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from evaluator.api import evaluate
     from evaluator.data import open_data
-    from evaluator.models import load_model, wrap_module
+    from evaluator.model.loading import load_model, wrap_module
     from evaluator.results import Results
 
 __all__ = ["evaluate", "open_data", "load_model", "wrap_module", "Results"]
@@ -19,8 +19,8 @@ __all__ = ["evaluate", "open_data", "load_model", "wrap_module", "Results"]
 _HOMES = {
     "evaluate": "evaluator.api",
     "open_data": "evaluator.data",
-    "load_model": "evaluator.models",
-    "wrap_module": "evaluator.models",
+    "load_model": "evaluator.model.loading",
+    "wrap_module": "evaluator.model.loading",
     "Results": "evaluator.results",
 }
 

@@ -74,7 +74,7 @@ class DataSource:
             expected = self._expected.get(name)
             if expected is not None and self.limit is None and found != expected:
                 raise In9Error(
-                    f"--data {self.location}: config {name!r} has fingerprint {found}, but "
+                    f"data={self.location}: config {name!r} has fingerprint {found}, but "
                     f"in9_export.json records {expected}; the export was modified, re-export it"
                 )
             self._fingerprints[name] = found
@@ -124,7 +124,7 @@ def _export_folder(folder: Path, cache_dir: str | None, limit: int | None) -> Da
         if name not in configs or not files:
             have = ", ".join(c for c in CONFIGS if (folder / c).is_dir()) or "none"
             raise In9Error(
-                f"--data {folder}: the export has no {name!r} test split (it has: {have}); "
+                f"data={folder}: the export has no {name!r} test split (it has: {have}); "
                 f"re-export with that variant"
             )
         return datasets.load_dataset("parquet", data_files={"test": files}, split="test", cache_dir=cache_dir)
@@ -212,7 +212,7 @@ def _hub_dataset(repo_id: str, cache_dir: str | None, limit: int | None) -> Data
             return datasets.load_dataset(repo_id, name, split="test", cache_dir=cache_dir)
         except (FileNotFoundError, ConnectionError, ValueError) as exc:
             raise In9Error(
-                f"--data {repo_id}: cannot load config {name!r} from the Hub "
+                f"data={repo_id}: cannot load config {name!r} from the Hub "
                 f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
             ) from None
 
@@ -245,7 +245,7 @@ def open_data(
     """
     extra = dict(source_kwargs or {})
     if limit is not None and limit < 1:
-        raise In9Error(f"--limit {limit}: use a positive number of images per class")
+        raise In9Error(f"limit={limit}: use a positive number of images per class")
     cache = str(cache_dir) if cache_dir is not None else None
     data = str(data)
     path = Path(data).expanduser()
@@ -272,7 +272,7 @@ def open_data(
         return _export_folder(path.absolute(), cache, limit)
     if path.exists():
         if path.is_file() and not path.name.endswith((".tar.gz", ".tgz", ".tar")):
-            raise In9Error(f"--data {data}: a file, but not a release tarball (.tar.gz)")
+            raise In9Error(f"data={data}: a file, but not a release tarball (.tar.gz)")
         return _builder(
             "release",
             str(path.absolute()),
@@ -284,6 +284,6 @@ def open_data(
     if data.count("/") == 1 and not data.startswith((".", "/", "~")):
         return _hub_dataset(data, cache, limit)
     raise In9Error(
-        f"--data {data}: no such file or folder; pass an export folder, a release tarball or folder, "
+        f"data={data}: no such file or folder; pass an export folder, a release tarball or folder, "
         "'synthetic', a Hub dataset id (org/name) or 'in9'"
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -30,53 +29,18 @@ RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "predictions.parquet"
 SUMMARY_FILE = "summary.md"
 CHALLENGE_FILE = "challenge.parquet"
-TOP_LEVEL = ("schema", "model", "protocol", "data", "metrics", "environment", "created_at")
-PACKAGES = (
-    "in9-bench",
-    "torch",
-    "transformers",
-    "datasets",
-    "accelerate",
-    "huggingface_hub",
-    "numpy",
-    "pillow",
-    "pyarrow",
+PREDICTION_SCHEMA = pa.schema(
+    [
+        ("variant", pa.string()),
+        ("image_id", pa.string()),
+        ("fg_image_id", pa.string()),
+        ("label", pa.int64()),
+        ("prediction", pa.int64()),
+        ("raw_top1", pa.int64()),
+        ("scores", pa.list_(pa.float32(), 9)),
+    ]
 )
-
-
-def package_versions() -> dict[str, str | None]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out: dict[str, str | None] = {}
-    for name in PACKAGES:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-def environment(accelerator=None) -> dict:
-    """Python, package versions, device and process count of this run."""
-    import torch
-
-    from evaluator.cpu_allocator import allocator_state
-
-    device = str(accelerator.device) if accelerator is not None else "cpu"
-    env = {
-        "python": platform.python_version(),
-        "packages": package_versions(),
-        "device": device,
-        "device_name": torch.cuda.get_device_name(0)
-        if device.startswith("cuda")
-        else platform.processor() or platform.machine(),
-        "num_processes": accelerator.num_processes if accelerator is not None else 1,
-        "distributed_type": str(accelerator.distributed_type) if accelerator is not None else "NO",
-        "cpu_allocator": allocator_state(),
-    }
-    return env
-
-
+TOP_LEVEL = ("schema", "model", "protocol", "data", "metrics", "environment", "created_at")
 def from_predictions(table: pa.Table) -> dict:
     """The variant metrics (accuracy, bg_gap, bg_reliance) recomputed from a predictions table."""
     columns = table.select(["variant", "fg_image_id", "label", "prediction"]).to_pydict()

@@ -6,9 +6,12 @@ Everything else imports from here; nothing else may restate these tables.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from .errors import In9Error
 
 
 @dataclass(frozen=True)
@@ -129,3 +132,22 @@ def mapped_wnids() -> dict[str, int]:
     """ImageNet-1k wnid -> IN-9 index for the 370 mapped classes (used by the toolkit source)."""
     wnids = imagenet1k_wnids()
     return {wnids[i]: int(IN1K_TO_IN9[i]) for i in range(1000) if IN1K_TO_IN9[i] >= 0}
+
+
+def parse_variants(
+    variants: Sequence[str] | str | None, choices: Sequence[str] = CONFIGS, *, argument: str = "variants"
+) -> list[str]:
+    """The named configs (a list or a ``"a,b"`` string) in the canonical order; ``None`` = all ``choices``.
+
+    The one parser of a variant list: the evaluator passes ``IMAGE_VARIANTS`` (the 8 scored variants), the
+    export all 9 configs. An unknown or empty list is an error naming ``argument``.
+    """
+    if variants is None:
+        return list(choices)
+    raw = variants.split(",") if isinstance(variants, str) else list(variants)
+    names = [str(v).strip() for v in raw if str(v).strip()]
+    unknown = [v for v in names if v not in choices]
+    if unknown or not names:
+        what = f"unknown variant {unknown[0]!r}" if unknown else "no variant given"
+        raise In9Error(f"{argument}={variants!r}: {what}; choose from {', '.join(choices)}", argument=argument)
+    return [c for c in choices if c in names]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Mapping
 
@@ -10,9 +11,9 @@ from collections.abc import Callable, Mapping
 class In9Error(ValueError):
     """An error caused by the caller's input; a ``ValueError``, so library users catch it as one.
 
-    A message about one argument starts with the argument's Python name (``batch_size=0: use 1 or more``)
-    and records it in ``argument``; a CLI turns that into its flag with :meth:`for_cli`
-    (``--batch-size 0: use 1 or more``), prints ``error: <message>`` and exits 2, never a traceback.
+    Messages name Python arguments as ``name=value`` (``batch_size=0: use 1 or more``; ``argument`` records
+    the one it is about); a CLI writes them as its flags with :meth:`for_cli` (``--batch-size 0: use 1 or
+    more``), prints ``error: <message>`` and exits 2, never a traceback.
     """
 
     def __init__(self, message: str, *, argument: str | None = None) -> None:
@@ -20,15 +21,16 @@ class In9Error(ValueError):
         self.argument = argument
 
     def for_cli(self, flags: Mapping[str, str]) -> str:
-        """The message with its leading ``argument=`` (or ``argument``) written as the CLI flag."""
-        message = str(self)
-        flag = flags.get(self.argument or "")
-        if flag is None:
-            return message
-        for prefix, replacement in ((f"{self.argument}=", f"{flag} "), (f"{self.argument}", flag)):
-            if message.startswith(prefix):
-                return replacement + message[len(prefix) :]
-        return message
+        """The message with every ``name=value`` of a known argument written as its flag (``--name value``;
+        ``name=True`` as the bare switch), so a CLI user reads the flags they typed."""
+
+        def flag(match: re.Match) -> str:
+            name, value = match.group(1), match.group(2)
+            if name not in flags:
+                return match.group(0)
+            return flags[name] if value == "True" else f"{flags[name]} {value}"
+
+        return re.sub(r"\b([a-z][a-z0-9_]*)=(True\b|\S*)", flag, str(self))
 
 
 def flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:

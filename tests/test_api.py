@@ -14,7 +14,7 @@ import torch
 
 from evaluator.api import evaluate
 from evaluator.data import open_data
-from evaluator.labels import LabelSpace
+from evaluator.model.labels import LabelSpace
 from evaluator.results import from_predictions
 from in9_builder.classes import IMAGE_VARIANTS
 from in9_builder.errors import In9Error
@@ -101,7 +101,7 @@ def test_nine_way_model_and_batch_size_independence(tiny_models, synthetic_expor
 def test_cpu_streams_one_process_only_and_their_predictions_equal_one_stream(
     tiny_models, synthetic_export, tmp_path, monkeypatch
 ):
-    import evaluator.predict as predict
+    from evaluator.runtime import streams as predict
 
     cpu = SimpleNamespace(device=torch.device("cpu"), num_processes=1)
     threads = torch.get_num_threads()
@@ -152,7 +152,7 @@ def test_cpu_streams_one_process_only_and_their_predictions_equal_one_stream(
 
 
 def test_a_failing_stream_stops_the_run_with_its_error(synthetic_export, tmp_path, monkeypatch):
-    import evaluator.predict as predict
+    from evaluator.runtime import streams as predict
 
     monkeypatch.setattr(predict, "inference_streams", lambda *a, **k: 2)
     monkeypatch.setattr(predict, "STREAMS_MIN_DECODE_SHARE", 0.0)
@@ -233,7 +233,7 @@ class NearestNeighbour(torch.nn.Module):
 
 
 def _reference_model(data, variant: str) -> NearestNeighbour:
-    from evaluator.preprocess import Preprocess
+    from evaluator.model.preprocess import Preprocess
 
     ds = data.variant(variant)
     images = torch.stack(
@@ -273,22 +273,27 @@ def test_background_only_and_foreground_only_models_give_the_expected_bg_gap(syn
 
 def test_user_errors_before_any_work(tiny_models, synthetic_export, tmp_path):
     model = str(tiny_models["in9"])
-    with pytest.raises(In9Error, match="--variants: unknown variant 'mixed'"):
+    with pytest.raises(In9Error, match="variants='original,mixed': unknown variant 'mixed'"):
         evaluate(model, str(synthetic_export), "original,mixed")
-    with pytest.raises(In9Error, match="--label-mode 'top5'"):
+    with pytest.raises(In9Error, match="label_mode='top5'"):
         evaluate(model, str(synthetic_export), label_mode="top5")
-    with pytest.raises(In9Error, match="--batch-size 0"):
+    with pytest.raises(ValueError, match=r"^batch_size=0: use 1 or more$") as caught:
         evaluate(model, str(synthetic_export), batch_size=0)
+    assert isinstance(caught.value, In9Error) and caught.value.argument == "batch_size"
+    with pytest.raises(In9Error, match="bacth_size: not an evaluation option; known: label_mode, "):
+        evaluate(model, str(synthetic_export), bacth_size=8)
     if not torch.cuda.is_available():
-        with pytest.raises(In9Error, match="--precision fp16 needs a GPU"):
+        with pytest.raises(In9Error, match="precision='fp16' needs a GPU"):
             evaluate(model, str(synthetic_export), precision="fp16")
     with pytest.raises(In9Error, match="pass mean= and std="):
         evaluate(torch.nn.Linear(2, 9), str(synthetic_export))
 
 
 def test_collate_keeps_channels_last_and_handles_mixed_sizes():
-    from evaluator.predict import collate, preprocess_batch
-    from evaluator.preprocess import Preprocess
+    from evaluator.forward import Forward
+    from evaluator.model.loading import wrap_module
+    from evaluator.model.preprocess import Preprocess
+    from evaluator.runtime.decode import collate
 
     a = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     b = np.random.default_rng(1).integers(0, 256, (48, 40, 3), dtype=np.uint8)
@@ -299,14 +304,15 @@ def test_collate_keeps_channels_last_and_handles_mixed_sizes():
     pre = Preprocess(mean=MEAN, std=STD, input_size=(32, 32))
     assert pre(batch).is_contiguous(memory_format=torch.channels_last)
     _, mixed = collate([(0, a), (1, b)])
-    out = preprocess_batch(pre, mixed)  # the 48x40 image is resized to the model's 32x32
+    forward = Forward(wrap_module(torch.nn.Flatten(), mean=MEAN, std=STD, label_space=IN9, input_size=32), "top1-mapped")
+    out = forward.pixel_values(mixed)  # the 48x40 image is resized to the model's 32x32
     assert out.shape == (2, 3, 32, 32)
     assert torch.allclose(out[0], pre(batch)[0])
 
 
 def test_threaded_decoding_gives_the_pixels_datasets_decodes(synthetic_export):
     from evaluator.data import open_data
-    from evaluator.predict import DecodedImages
+    from evaluator.runtime.decode import DecodedImages
 
     dataset = open_data(str(synthetic_export)).variant("mixed_rand")
     rows = list(range(len(dataset)))
@@ -322,10 +328,10 @@ def test_threaded_decoding_gives_the_pixels_datasets_decodes(synthetic_export):
         assert a.dtype == np.uint8 and np.array_equal(a, reference) and np.array_equal(b, reference)
 
 
-def test_cpu_runs_decode_in_the_main_process_and_record_the_allocator(
+def test_cpu_runs_decode_in_the_main_process_and_record_the_allocator_when_tuning_is_asked(
     tiny_models, synthetic_export, tmp_path
 ):
-    from evaluator.api import default_num_workers
+    from evaluator.runtime.accelerator import default_num_workers
 
     assert default_num_workers("cpu") == 0  # worker processes would preempt the model's threads
     assert default_num_workers("cuda") == max(0, min(4, (os.cpu_count() or 1) - 1))
@@ -336,6 +342,7 @@ def test_cpu_runs_decode_in_the_main_process_and_record_the_allocator(
         use_cache=False,
         cache_dir=tmp_path,
         progress=False,
+        tune_cpu=True,
     )
     tuned = "glibc mmap_threshold=32MiB trim_threshold=2GiB arena_max=1"
     assert results.environment["cpu_allocator"] == tuned
@@ -343,7 +350,7 @@ def test_cpu_runs_decode_in_the_main_process_and_record_the_allocator(
 
 def test_allocator_tuning_can_be_turned_off():
     code = (
-        "from evaluator.cpu_allocator import tune_cpu_allocator, allocator_state;"
+        "from evaluator.runtime.cpu import tune_cpu_allocator, allocator_state;"
         "print(tune_cpu_allocator('cuda:0'), '|', allocator_state(), '|', tune_cpu_allocator(), '|', "
         "allocator_state())"
     )
@@ -383,3 +390,47 @@ def test_a_scored_variant_is_unmapped_before_the_next(tiny_models, synthetic_exp
     )
     assert results.predictions.num_rows == 3 * 36
     assert mapped_while_scoring == [[], [], []]
+
+
+def test_evaluate_leaves_the_callers_process_as_it_was(tiny_models, synthetic_export, tmp_path):
+    # A user scoring inside a training job keeps their allocator, their heap and their accelerate state.
+    code = f"""
+import gc
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState
+import evaluator.predict as predict
+from evaluator.api import evaluate
+from evaluator.runtime.cpu import allocator_state
+
+mine = Accelerator(cpu=True)
+state_before = dict(AcceleratorState._shared_state)
+frozen_while_scoring = []
+real = predict._variant_predictions
+def spy(*args, **kwargs):
+    frozen_while_scoring.append(gc.get_freeze_count())
+    return real(*args, **kwargs)
+predict._variant_predictions = spy
+evaluate({str(tiny_models["in9"])!r}, {str(synthetic_export)!r}, "original", use_cache=False, progress=False,
+         cache_dir={str(tmp_path)!r})
+same_state = all(AcceleratorState._shared_state.get(k) is v for k, v in state_before.items())
+print(allocator_state(), frozen_while_scoring, same_state)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[-2] == "default [0] True"
+
+
+def test_another_precision_than_the_callers_accelerate_state_is_refused_not_reset(
+    tiny_models, synthetic_export
+):
+    code = f"""
+from accelerate import Accelerator
+from evaluator.api import evaluate
+Accelerator(cpu=True, mixed_precision="bf16")
+try:
+    evaluate({str(tiny_models["in9"])!r}, {str(synthetic_export)!r}, "original", precision="no", progress=False)
+except ValueError as err:
+    print(err)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert "precision='no': accelerate is already set up in this process with mixed precision 'bf16'" in out.stdout

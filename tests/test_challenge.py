@@ -10,19 +10,16 @@ import pytest
 import torch
 from PIL import Image
 
-from evaluator import challenge
-from evaluator.challenge import (
-    CHALLENGE_COLUMNS,
-    make_predict,
-    outcomes_from_predictions,
-    run_challenge,
-    search_backgrounds,
-    write_challenge_parquet,
-)
-from evaluator.challenge_analysis import attack_success_rates, sample_foregrounds
-from evaluator.labels import LabelSpace
+from evaluator.challenge import search
+from evaluator.challenge import state as challenge_state
+from evaluator.challenge.run import run_challenge, write_challenge_parquet
+from evaluator.challenge.search import outcomes_from_predictions, search_backgrounds
+from evaluator.challenge.state import CHALLENGE_COLUMNS
+from evaluator.forward import Forward
+from evaluator.challenge.analysis import attack_success_rates, sample_foregrounds
+from evaluator.model.labels import LabelSpace
 from evaluator.metrics import challenge_metrics
-from evaluator.models import wrap_module
+from evaluator.model.loading import wrap_module
 from in9_builder.errors import In9Error
 from in9_builder.render import composite, only_fg
 
@@ -104,7 +101,7 @@ def tensors(world):
 
 def brute_force(world, module) -> np.ndarray:
     """Every pair, composited with the renderer's numpy rule, predicted one foreground at a time: (N, M)."""
-    predict = make_predict(wrap(module), "top1-mapped")
+    predict = Forward(wrap(module), "top1-mapped").predict
     rows = []
     for image, mask in zip(world["fg"], world["masks"], strict=True):
         batch = np.stack([composite(image, mask, bg) for bg in world["pool"]])
@@ -156,7 +153,7 @@ def test_search_equals_brute_force(world, mixed_net, mixed_reference, batch_size
     vulnerable, class_fooled, first = reference(world, mixed_reference)
     fg, masks, pool = tensors(world)
     outcomes = search_backgrounds(fg, masks, world["fg_labels"], pool, world["pool_labels"],
-                                  make_predict(wrap(mixed_net), "top1-mapped"), batch_size=batch_size,
+                                  Forward(wrap(mixed_net), "top1-mapped").predict, batch_size=batch_size,
                                   reorder=reorder)
     assert [o.vulnerable for o in outcomes] == vulnerable.tolist()
     assert [o.bg_class_fooled for o in outcomes] == class_fooled.tolist()
@@ -175,11 +172,11 @@ def test_search_equals_brute_force(world, mixed_net, mixed_reference, batch_size
 @pytest.mark.parametrize("batch_size", [5, 64])
 def test_resorting_in_flight_foregrounds_after_every_batch_keeps_the_outcome(
         world, mixed_net, mixed_reference, batch_size, monkeypatch):
-    monkeypatch.setattr(challenge, "RESORT_EVERY_BATCHES", 1)
+    monkeypatch.setattr(search, "RESORT_EVERY_BATCHES", 1)
     vulnerable, class_fooled, _ = reference(world, mixed_reference)
     fg, masks, pool = tensors(world)
     outcomes = search_backgrounds(fg, masks, world["fg_labels"], pool, world["pool_labels"],
-                                  make_predict(wrap(mixed_net), "top1-mapped"), batch_size=batch_size)
+                                  Forward(wrap(mixed_net), "top1-mapped").predict, batch_size=batch_size)
     assert [(o.vulnerable, o.bg_class_fooled) for o in outcomes] == \
         list(zip(vulnerable.tolist(), class_fooled.tolist(), strict=True))
 
@@ -187,7 +184,7 @@ def test_resorting_in_flight_foregrounds_after_every_batch_keeps_the_outcome(
 def test_early_stopping_spends_fewer_passes_than_every_pair(world, mixed_net):
     fg, masks, pool = tensors(world)
     outcomes = search_backgrounds(fg, masks, world["fg_labels"], pool, world["pool_labels"],
-                                  make_predict(wrap(mixed_net), "top1-mapped"), batch_size=1, reorder=False)
+                                  Forward(wrap(mixed_net), "top1-mapped").predict, batch_size=1, reorder=False)
     passes = sum(o.forward_passes for o in outcomes)
     assert passes < len(fg) * len(pool)
     # batch_size 1 wastes nothing: a bg-class fooled foreground stops at the first such background
@@ -200,7 +197,7 @@ def test_reordering_cuts_passes_for_a_background_reliant_model(world):
     big = make_world(per_class=6, seed=1)
     net = PrototypeNet(big["fg_colours"], big["bg_colours"], fg_weight=4.0, bg_weight=20.0, unmapped=-50.0)
     fg, masks, pool = tensors(big)
-    predict = make_predict(wrap(net), "top1-mapped")
+    predict = Forward(wrap(net), "top1-mapped").predict
     spent = {}
     for reorder in (False, True):
         outcomes = search_backgrounds(fg, masks, big["fg_labels"], pool, big["pool_labels"], predict,
@@ -211,7 +208,7 @@ def test_reordering_cuts_passes_for_a_background_reliant_model(world):
 
 def test_background_blind_model_scores_its_only_fg_accuracy(world):
     net = PrototypeNet(world["fg_colours"], world["bg_colours"], fg_weight=10.0, bg_weight=0.0, unmapped=-0.2)
-    predict = make_predict(wrap(net), "top1-mapped")
+    predict = Forward(wrap(net), "top1-mapped").predict
     only = np.stack([only_fg(image, mask) for image, mask in zip(world["fg"], world["masks"], strict=True)])
     only_fg_pred = predict(torch.from_numpy(only).permute(0, 3, 1, 2).contiguous()).numpy()
     only_fg_accuracy = float((only_fg_pred == world["fg_labels"]).mean())
@@ -227,7 +224,7 @@ def test_background_blind_model_scores_its_only_fg_accuracy(world):
 def test_constant_predictor_scores_one_ninth(world):
     fg, masks, pool = tensors(world)
     outcomes = search_backgrounds(fg, masks, world["fg_labels"], pool, world["pool_labels"],
-                                  make_predict(wrap(ConstantNet(3)), "top1-mapped"), batch_size=8)
+                                  Forward(wrap(ConstantNet(3)), "top1-mapped").predict, batch_size=8)
     metrics = challenge_metrics(world["fg_labels"], [o.vulnerable for o in outcomes],
                                 [o.bg_class_fooled for o in outcomes])
     assert metrics["challenge_accuracy"] == 1 / 9
@@ -246,8 +243,8 @@ def test_outcomes_from_predictions_match_the_search_reference(world, mixed_refer
 
 def test_empty_pool_and_bad_batch_size_are_clear_errors(world, mixed_net):
     fg, masks, pool = tensors(world)
-    predict = make_predict(wrap(mixed_net), "top1-mapped")
-    with pytest.raises(In9Error, match="batch-size"):
+    predict = Forward(wrap(mixed_net), "top1-mapped").predict
+    with pytest.raises(In9Error, match="batch_size=0"):
         search_backgrounds(fg, masks, world["fg_labels"], pool, world["pool_labels"], predict, batch_size=0)
     with pytest.raises(In9Error, match="only_bg_t"):
         search_backgrounds(fg, masks, world["fg_labels"], pool[:0], world["pool_labels"][:0], predict,
@@ -347,8 +344,7 @@ def accelerator():
 
 def test_run_challenge_rows_and_metrics(world, source, mixed_net, mixed_reference, accelerator, tmp_path):
     vulnerable, class_fooled, first = reference(world, mixed_reference)
-    result = run_challenge(wrap(mixed_net), source, accelerator=accelerator, label_mode="top1-mapped",
-                           batch_size=16, state_dir=tmp_path / "state", reorder=False, progress=False)
+    result = run_challenge(Forward(wrap(mixed_net), "top1-mapped", accelerator), source, batch_size=16, state_dir=tmp_path / "state", reorder=False, progress=False)
     assert [r["fg_image_id"] for r in result.rows] == world["fg_ids"]
     assert [r["vulnerable"] for r in result.rows] == vulnerable.tolist()
     assert [r["bg_class_fooled"] for r in result.rows] == class_fooled.tolist()
@@ -369,21 +365,18 @@ def test_run_challenge_rows_and_metrics(world, source, mixed_net, mixed_referenc
 
 
 def test_killed_run_resumes_where_it_stopped(world, source, mixed_net, accelerator, tmp_path, monkeypatch):
-    monkeypatch.setattr(challenge, "STATE_FLUSH_SECONDS", 0.0)
-    full = run_challenge(wrap(mixed_net), source, accelerator=accelerator, label_mode="top1-mapped",
-                         batch_size=4, state_dir=tmp_path / "full", reorder=False, progress=False)
+    monkeypatch.setattr(challenge_state, "STATE_FLUSH_SECONDS", 0.0)
+    full = run_challenge(Forward(wrap(mixed_net), "top1-mapped", accelerator), source, batch_size=4, state_dir=tmp_path / "full", reorder=False, progress=False)
     state = tmp_path / "killed"
     with pytest.raises(Killed):
-        run_challenge(wrap(Dies(mixed_net, 60)), source, accelerator=accelerator, label_mode="top1-mapped",
-                      batch_size=4, state_dir=state, reorder=False, progress=False)
+        run_challenge(Forward(wrap(Dies(mixed_net, 60)), "top1-mapped", accelerator), source, batch_size=4, state_dir=state, reorder=False, progress=False)
     saved = [json.loads(line) for line in (state / "outcomes-0.jsonl").read_text().splitlines()]
     assert 0 < len(saved) < len(world["fg_ids"])
     with open(state / "outcomes-0.jsonl", "a") as handle:
         handle.write('{"fg_image_id": "fg0_00", "lab')  # the line being written when it died
 
     counting = Dies(mixed_net, 10**9)
-    resumed = run_challenge(wrap(counting), source, accelerator=accelerator, label_mode="top1-mapped",
-                            batch_size=4, state_dir=state, reorder=False, progress=False)
+    resumed = run_challenge(Forward(wrap(counting), "top1-mapped", accelerator), source, batch_size=4, state_dir=state, reorder=False, progress=False)
     # Outcomes are identical; forward_passes (the cost) may differ where the tail of the queue was batched
     # differently.
     assert [outcome_of(r) for r in resumed.rows] == [outcome_of(r) for r in full.rows]
@@ -393,27 +386,24 @@ def test_killed_run_resumes_where_it_stopped(world, source, mixed_net, accelerat
     assert 0 < spent < -(-full.metrics["forward_passes"] // 4)  # fewer batches than the whole run
 
     again = Dies(mixed_net, 0)  # a finished run recomputes nothing
-    assert run_challenge(wrap(again), source, accelerator=accelerator, label_mode="top1-mapped", batch_size=4,
+    assert run_challenge(Forward(wrap(again), "top1-mapped", accelerator), source, batch_size=4,
                          state_dir=state, progress=False).rows == resumed.rows
 
 
 def test_state_of_another_run_is_refused(source, mixed_net, accelerator, tmp_path):
-    run_challenge(wrap(mixed_net), source, accelerator=accelerator, label_mode="top1-mapped", batch_size=64,
+    run_challenge(Forward(wrap(mixed_net), "top1-mapped", accelerator), source, batch_size=64,
                   state_dir=tmp_path / "s", progress=False)
     with pytest.raises(In9Error, match=r"belongs to another run \(differs in label_mode\)"):
-        run_challenge(wrap(mixed_net), source, accelerator=accelerator, label_mode="restricted",
-                      batch_size=64, state_dir=tmp_path / "s", progress=False)
+        run_challenge(Forward(wrap(mixed_net), "restricted", accelerator), source, batch_size=64, state_dir=tmp_path / "s", progress=False)
     other_weights = PrototypeNet(np.zeros((9, 3)), np.zeros((9, 3)))
     with pytest.raises(In9Error, match="differs in weights"):
-        run_challenge(wrap(other_weights), source, accelerator=accelerator, label_mode="top1-mapped",
-                      batch_size=64, state_dir=tmp_path / "s", progress=False)
+        run_challenge(Forward(wrap(other_weights), "top1-mapped", accelerator), source, batch_size=64, state_dir=tmp_path / "s", progress=False)
 
 
 def test_analysis_rates_figures_and_sample(world, source, mixed_net, mixed_reference, accelerator, tmp_path):
     rates, tried = attack_success_rates(mixed_reference, world["fg_labels"], world["pool_labels"])
     assert (tried == len(world["fg_ids"]) - 3).all()  # 3 foregrounds per class share each background's class
-    result = run_challenge(wrap(mixed_net), source, accelerator=accelerator, label_mode="top1-mapped",
-                           batch_size=32, state_dir=tmp_path / "state", analysis=True, output_dir=tmp_path,
+    result = run_challenge(Forward(wrap(mixed_net), "top1-mapped", accelerator), source, batch_size=32, state_dir=tmp_path / "state", analysis=True, output_dir=tmp_path,
                            progress=False)
     table = pq.read_table(tmp_path / result.analysis["backgrounds"]).to_pylist()
     assert [r["bg_image_id"] for r in table] == world["pool_ids"]
@@ -430,8 +420,7 @@ def test_analysis_rates_figures_and_sample(world, source, mixed_net, mixed_refer
     assert [r["vulnerable"] for r in result.rows] == vulnerable.tolist()
     assert [r["bg_class_fooled"] for r in result.rows] == class_fooled.tolist()
 
-    sampled = run_challenge(wrap(mixed_net), source, accelerator=accelerator, label_mode="top1-mapped",
-                            batch_size=32, state_dir=tmp_path / "state2", analysis=True, analysis_sample=10,
+    sampled = run_challenge(Forward(wrap(mixed_net), "top1-mapped", accelerator), source, batch_size=32, state_dir=tmp_path / "state2", analysis=True, analysis_sample=10,
                             output_dir=tmp_path / "sampled", progress=False)
     assert sampled.analysis["num_foregrounds"] == 10
     assert [(r["vulnerable"], r["bg_class_fooled"]) for r in sampled.rows] == \
@@ -439,7 +428,7 @@ def test_analysis_rates_figures_and_sample(world, source, mixed_net, mixed_refer
     chosen = sample_foregrounds(world["fg_labels"], 10)
     assert list(chosen) == sorted(set(chosen.tolist())) and list(sample_foregrounds(world["fg_labels"], 10)) \
         == list(chosen)
-    with pytest.raises(In9Error, match="--analysis-sample"):
+    with pytest.raises(In9Error, match="analysis_sample=0"):
         sample_foregrounds(world["fg_labels"], 0)
 
 
@@ -454,12 +443,12 @@ def test_on_a_synthetic_export_equals_every_pair(synthetic_export, accelerator, 
     net(torch.zeros(1, 3, 64, 64))
     loaded = wrap_module(net, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), input_size=64, model_id="conv",
                          label_space=LabelSpace("label-map", UNMAPPED_TO_IN9))
-    result = run_challenge(loaded, data, accelerator=accelerator, label_mode="top1-mapped", batch_size=24,
+    result = run_challenge(Forward(loaded, "top1-mapped", accelerator), data, batch_size=24,
                            state_dir=tmp_path / "state", progress=False)
 
     fg_rows, pool_rows = data.variant("fg_mask"), data.variant("only_bg_t")
     pool = [np.asarray(row["image"].convert("RGB")) for row in pool_rows]
-    predict = make_predict(loaded, "top1-mapped")
+    predict = Forward(loaded, "top1-mapped").predict
     preds = []
     for row in fg_rows:
         image, mask = np.asarray(row["image"].convert("RGB")), (np.asarray(row["mask"]) > 0).astype(np.uint8)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from evaluator import challenge
-from evaluator.challenge import run_challenge
+from evaluator.challenge.run import run_challenge
+from evaluator.forward import Forward
 from tests.test_challenge import (
     ArraySource,
     Dies,
@@ -30,16 +30,16 @@ SCRIPT = """
 import json, sys
 from pathlib import Path
 from accelerate import Accelerator
-from evaluator.challenge import run_challenge
+from evaluator.challenge.run import run_challenge
 from evaluator.cli.eval import close_process_group
+from evaluator.forward import Forward
 from tests.test_challenge import ArraySource, Dies, PrototypeNet, make_world, wrap
 
 out, reorder, batch_size, sample = Path(sys.argv[1]), sys.argv[2] == "1", int(sys.argv[3]), int(sys.argv[4])
 accelerator = Accelerator(cpu=True)
 world = make_world()
 net = Dies(PrototypeNet(world["fg_colours"], world["bg_colours"]), 10**9)  # the killed run's module, alive
-result = run_challenge(wrap(net), ArraySource(world),
-                       accelerator=accelerator, label_mode="top1-mapped", batch_size=batch_size,
+result = run_challenge(Forward(wrap(net), "top1-mapped", accelerator), ArraySource(world), batch_size=batch_size,
                        state_dir=out / "state", reorder=reorder, analysis=sample > 0,
                        analysis_sample=sample or None, progress=False,
                        output_dir=out / f"analysis-{accelerator.process_index}")
@@ -82,8 +82,7 @@ def net(world):
 def one_process(world, net, tmp_path_factory):
     from accelerate import Accelerator
 
-    return run_challenge(wrap(net), ArraySource(world), accelerator=Accelerator(cpu=True),
-                         label_mode="top1-mapped", batch_size=5,
+    return run_challenge(Forward(wrap(net), "top1-mapped", Accelerator(cpu=True)), ArraySource(world), batch_size=5,
                          state_dir=tmp_path_factory.mktemp("one") / "state", reorder=False, progress=False)
 
 
@@ -103,8 +102,7 @@ def test_resume_on_two_processes_with_reordering_and_sampled_analysis(world, net
 
     monkeypatch.setattr(challenge, "STATE_FLUSH_SECONDS", 0.0)
     with pytest.raises(Killed):  # a 1-process run killed part way leaves some outcomes behind
-        run_challenge(wrap(Dies(net, 40)), ArraySource(world), accelerator=Accelerator(cpu=True),
-                      label_mode="top1-mapped", batch_size=7, state_dir=tmp_path / "state", progress=False)
+        run_challenge(Forward(wrap(Dies(net, 40)), "top1-mapped", Accelerator(cpu=True)), ArraySource(world), batch_size=7, state_dir=tmp_path / "state", progress=False)
     saved = len((tmp_path / "state" / "outcomes-0.jsonl").read_text().splitlines())
     assert 0 < saved < len(world["fg_ids"])
 

@@ -45,11 +45,11 @@ def test_cli_run_writes_outputs_and_prints_the_table(tiny_models, synthetic_expo
     ("args", "message"),
     [
         (["--model", "/no/such/model"], "error: --model '/no/such/model': not an existing local folder"),
-        (["--variants", "original,bogus"], "error: --variants: unknown variant 'bogus'"),
+        (["--variants", "original,bogus"], "error: --variants 'original,bogus': unknown variant 'bogus'"),
         (["--batch-size", "0"], "error: --batch-size 0: use 1 or more"),
         (["--limit", "0"], "error: --limit 0: use a positive number"),
         (["--label-map", "/no/map.json"], "error: --label-map /no/map.json: file not found"),
-        (["--challenge-analysis"], "error: --challenge-analysis / --analysis-sample need --challenge"),
+        (["--challenge-analysis"], "error: --challenge-analysis / --analysis-sample N need --challenge"),
     ],
 )
 def test_user_errors_exit_2_with_one_line(tiny_models, synthetic_export, tmp_path, capsys, args, message):
@@ -72,9 +72,9 @@ def test_user_errors_exit_2_with_one_line(tiny_models, synthetic_export, tmp_pat
 
 
 def test_unmappable_model_error_shows_the_label_map_format(tmp_path, synthetic_export, capsys):
-    from tests.fixtures_evaluator import save_tiny_resnet
+    from evaluator.demo.train_tiny import save_random_tiny_resnet
 
-    folder = save_tiny_resnet(tmp_path / "m", [f"LABEL_{i}" for i in range(3)])
+    folder = save_random_tiny_resnet(tmp_path / "m", [f"LABEL_{i}" for i in range(3)])
     assert (
         main(["--model", str(folder), "--data", str(synthetic_export), "--output-dir", str(tmp_path / "o")])
         == 2

@@ -67,9 +67,9 @@ def test_synthetic_source_through_the_builder(tmp_path):
 @pytest.mark.parametrize(
     ("data", "kwargs", "match"),
     [
-        ("/nonexistent/in9", {}, r"--data /nonexistent/in9: no such file or folder"),
+        ("/nonexistent/in9", {}, r"data=/nonexistent/in9: no such file or folder"),
         ("synthetic:per_class=x", {}, r"expected synthetic\[:per_class=N"),
-        ("synthetic", {"limit": 0}, r"--limit 0"),
+        ("synthetic", {"limit": 0}, r"limit=0"),
     ],
 )
 def test_bad_data_arguments(data, kwargs, match):

@@ -1,4 +1,4 @@
-"""evaluator.decode: datasets.Image + convert("RGB") pixels, through OpenCV only where they are equal."""
+"""evaluator.runtime.decode: datasets.Image + convert("RGB") pixels, through OpenCV only where they are equal."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from evaluator import decode
-from evaluator.decode import decode_rgb, opencv_decodable
+from evaluator.runtime import decode
+from evaluator.runtime.decode import decode_rgb, opencv_decodable
 
 
 def _pixels(shape, seed=0) -> np.ndarray:

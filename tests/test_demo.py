@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from evaluator.demo import format_table, main
+from evaluator.demo.run import format_table, main
 
 SMALL = ["--size", "48", "--per-class", "8", "--train-per-class", "60", "--epochs", "5"]
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from evaluator.labels import LABEL_MODES, LabelSpace, logits_to_in9, resolve_label_space
+from evaluator.model.labels import LABEL_MODES, LabelSpace, logits_to_in9, resolve_label_space
 from in9_builder.classes import IN1K_TO_IN9, imagenet1k_names, imagenet1k_wnids
 from in9_builder.errors import In9Error
 from tests.fixtures_evaluator import IN9_SPELLINGS
@@ -29,7 +29,7 @@ def test_imagenet_short_names_and_wnids_and_string_keys_are_recognised():
 def test_shuffled_1000_names_are_refused_not_guessed():
     names = imagenet1k_names()
     names[0], names[1] = names[1], names[0]
-    with pytest.raises(In9Error, match=r"2 do not match the ImageNet-1k names .*index 0.*--label-map"):
+    with pytest.raises(In9Error, match=r"2 do not match the ImageNet-1k names .*index 0.*label_map=FILE"):
         resolve_label_space(dict(enumerate(names)))
 
 
@@ -44,7 +44,7 @@ def test_unknown_label_space_error_lists_labels_and_shows_map_format():
         resolve_label_space({i: f"LABEL_{i}" for i in range(5)})
     msg = str(err.value)
     assert (
-        "found 5 labels ('LABEL_0', 'LABEL_1'" in msg and "--label-map FILE" in msg and '"tabby": -1' in msg
+        "found 5 labels ('LABEL_0', 'LABEL_1'" in msg and "label_map=FILE" in msg and '"tabby": -1' in msg
     )
     assert "\n" not in msg
     with pytest.raises(In9Error, match="9 labels but not the IN-9 classes"):
@@ -132,5 +132,5 @@ def test_nine_way_head_all_modes_agree_and_follow_the_name_order():
 
 
 def test_bad_label_mode():
-    with pytest.raises(In9Error, match="--label-mode 'top5'"):
+    with pytest.raises(In9Error, match="label_mode='top5'"):
         logits_to_in9(LOGITS, SPACE, "top5")

@@ -422,8 +422,8 @@ def test_protocol_names_match_the_evaluator_and_validation_needs_no_torch(eval_s
     import subprocess
     import sys
 
-    from evaluator.labels import LABEL_MODES
-    from evaluator.preprocess import PROTOCOLS
+    from evaluator.model.labels import LABEL_MODES
+    from evaluator.model.preprocess import PROTOCOLS
 
     assert (leaderboard.LABEL_MODES, leaderboard.PREPROCESS_PROTOCOLS) == (LABEL_MODES, PROTOCOLS)
     code = (

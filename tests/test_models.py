@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
-from evaluator.models import load_model, wrap_module
+from evaluator.model.loading import load_model, wrap_module
 from in9_builder.classes import CLASS_NAMES
 from in9_builder.errors import In9Error
-from tests.fixtures_evaluator import save_tiny_resnet
+from evaluator.demo.train_tiny import save_random_tiny_resnet
 
 
 def test_local_imagenet_model(tiny_models):
@@ -34,7 +34,7 @@ def test_local_nine_way_model_and_protocols(tiny_models):
 
 
 def test_revision_with_a_local_folder_is_refused(tiny_models):
-    with pytest.raises(In9Error, match="--revision 'main'.*local folder"):
+    with pytest.raises(In9Error, match="revision='main'.*local folder"):
         load_model(str(tiny_models["in9"]), revision="main")
 
 
@@ -59,8 +59,8 @@ def test_folder_without_config(tmp_path):
 
 
 def test_unmappable_labels_then_label_map(tmp_path):
-    folder = save_tiny_resnet(tmp_path / "m", [f"LABEL_{i}" for i in range(4)])
-    with pytest.raises(In9Error, match=r"found 4 labels \('LABEL_0'.*--label-map FILE"):
+    folder = save_random_tiny_resnet(tmp_path / "m", [f"LABEL_{i}" for i in range(4)])
+    with pytest.raises(In9Error, match=r"found 4 labels \('LABEL_0'.*label_map=FILE"):
         load_model(str(folder))
     label_map = tmp_path / "map.json"
     label_map.write_text(json.dumps({"LABEL_0": 3, "1": 0}))
@@ -78,7 +78,7 @@ def test_pickle_weights_need_allow_pickle(tmp_path, tiny_models):
     (folder / "model.safetensors").unlink()
     torch.save(model.state_dict(), folder / "pytorch_model.bin")
     AutoImageProcessor.from_pretrained(tiny_models["in9"], backend="pil").save_pretrained(folder)
-    with pytest.raises(In9Error, match="only pickle weights .*--allow-pickle"):
+    with pytest.raises(In9Error, match="only pickle weights .*allow_pickle=True"):
         load_model(str(folder))
     assert load_model(str(folder), allow_pickle=True).num_labels == 9
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from evaluator.preprocess import Preprocess, center_crop, from_image_processor, resize_uint8
+from evaluator.model.preprocess import Preprocess, center_crop, from_image_processor, resize_uint8
 from in9_builder.errors import In9Error
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -87,7 +87,7 @@ def test_center_crop_offsets():
 
 
 def test_unknown_protocol_is_a_user_error():
-    with pytest.raises(In9Error, match="--preprocess 'resize'"):
+    with pytest.raises(In9Error, match="protocol='resize'"):
         Preprocess(mean=MEAN, std=STD, protocol="resize")
 
 

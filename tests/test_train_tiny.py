@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-from evaluator.train_tiny import (
+from evaluator.demo.train_tiny import (
     TrainSettings,
     save_classifier,
     to_pixel_values,

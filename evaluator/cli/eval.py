@@ -7,7 +7,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from in9_builder.errors import In9Error
+from evaluator.config import LABEL_MODES, PRECISIONS, PREPROCESS_PROTOCOLS
+from evaluator.results import RESULTS_FILE, console_table  # results.report after the merge
+from in9_builder.errors import In9Error, flag_names, run_command
 
 EPILOG = """examples:
   in9-eval --model microsoft/resnet-50 --revision <sha>
@@ -17,10 +19,6 @@ EPILOG = """examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from evaluator.labels import LABEL_MODES
-    from evaluator.predict import PRECISIONS
-    from evaluator.preprocess import PROTOCOLS
-
     p = argparse.ArgumentParser(
         prog="in9-eval",
         description="Score an image classifier on IN-9 (Xiao et al., "
@@ -49,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--preprocess",
         default="paper",
-        choices=PROTOCOLS,
+        choices=PREPROCESS_PROTOCOLS,
         help="paper: no resize of 224 images + the model's mean/std (default); processor: the "
         "model's image processor as configured",
     )
@@ -81,48 +79,57 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+# The Python names the library's messages use for what this command calls by other flags.
+FLAG_ALIASES = {"protocol": "--preprocess", "model_id": "--model"}
+
+
+def model_slug(model_id: str) -> str:
+    """The default output folder name of a model: its id's last part."""
+    return Path(str(model_id).rstrip("/")).name.replace(" ", "_") or "model"
+
+
+def _disable_library_progress_bars() -> None:
+    import datasets  # heavy: loaded only once the arguments parsed
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def run(args: argparse.Namespace) -> int:
+    # torch and the model code load only once the arguments parsed: --help and usage errors stay instant.
+    from evaluator.api import evaluate
+    from evaluator.runtime.accelerator import make_accelerator
+
     if args.no_progress:  # also the libraries' own bars (weight loading, dataset preparation)
-        import datasets
-        import transformers
-
-        datasets.disable_progress_bars()
-        transformers.utils.logging.disable_progress_bar()
-    try:
-        from evaluator.api import evaluate, model_slug
-        from evaluator.results import RESULTS_FILE, console_table
-
-        if args.num_workers is not None and args.num_workers < 0:
-            raise In9Error(f"--num-workers {args.num_workers}: use 0 or more")
-        if args.label_map is not None and not args.label_map.is_file():
-            raise In9Error(f"--label-map {args.label_map}: file not found")
-        output_dir = args.output_dir or Path("results") / model_slug(args.model)
-        results = evaluate(
-            args.model,
-            args.data,
-            args.variants,
-            revision=args.revision,
-            batch_size=args.batch_size,
-            precision=args.precision,
-            label_mode=args.label_mode,
-            preprocess=args.preprocess,
-            label_map=args.label_map,
-            limit=args.limit,
-            output_dir=output_dir,
-            trust_remote_code=args.trust_remote_code,
-            allow_pickle=args.allow_pickle,
-            cache_dir=args.cache_dir,
-            use_cache=not args.no_cache,
-            num_workers=args.num_workers,
-            progress=not args.no_progress,
-            challenge=args.challenge,
-            challenge_analysis=args.challenge_analysis,
-            analysis_sample=args.analysis_sample,
-        )
-    except In9Error as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        _disable_library_progress_bars()
+    if args.label_map is not None and not args.label_map.is_file():
+        raise In9Error(f"label_map={args.label_map}: file not found", argument="label_map")
+    output_dir = args.output_dir or Path("results") / model_slug(args.model)
+    results = evaluate(
+        args.model,
+        args.data,
+        args.variants,
+        revision=args.revision,
+        batch_size=args.batch_size,
+        precision=args.precision,
+        label_mode=args.label_mode,
+        preprocess=args.preprocess,
+        label_map=args.label_map,
+        limit=args.limit,
+        output_dir=output_dir,
+        trust_remote_code=args.trust_remote_code,
+        allow_pickle=args.allow_pickle,
+        cache_dir=args.cache_dir,
+        use_cache=not args.no_cache,
+        num_workers=args.num_workers,
+        progress=not args.no_progress,
+        challenge=args.challenge,
+        challenge_analysis=args.challenge_analysis,
+        analysis_sample=args.analysis_sample,
+        tune_cpu=True,  # this command owns its process: allocator, heap and accelerate state
+        accelerator=make_accelerator(args.precision, reset=True),
+    )
     from accelerate.state import PartialState
 
     if PartialState().is_main_process:
@@ -130,6 +137,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nwrote {output_dir / RESULTS_FILE} (+ predictions.parquet, summary.md)")
     close_process_group()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return run_command(lambda: run(args), {**flag_names(parser), **FLAG_ALIASES})
 
 
 def close_process_group() -> None:

@@ -175,7 +175,7 @@ class Preprocess:
         normalize: bool = True,
     ) -> None:
         if protocol not in PROTOCOLS:
-            raise In9Error(f"--preprocess {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
+            raise In9Error(f"protocol={protocol!r}: choose one of {', '.join(PROTOCOLS)}")
         self.protocol = protocol
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
@@ -296,16 +296,16 @@ def from_image_processor(processor, protocol: str = "paper") -> Preprocess:
             resize_spec = ResizeSpec(shortest_edge=size["shortest_edge"])
         elif protocol == "processor":
             raise In9Error(
-                f"--preprocess processor: {name} resizes with size={size}, which the evaluator does not "
-                "reproduce; use --preprocess paper"
+                f"protocol='processor': {name} resizes with size={size}, which the evaluator does not "
+                "reproduce; use protocol='paper'"
             )
     custom_steps = type(processor)._preprocess not in (PilBackend._preprocess,) and not name.startswith(
         "ConvNext"
     )
     if protocol == "processor" and (custom_steps or getattr(processor, "do_pad", False)):
         raise In9Error(
-            f"--preprocess processor: {name} has its own preprocessing steps that the evaluator does not "
-            "reproduce on tensors; use --preprocess paper"
+            f"protocol='processor': {name} has its own preprocessing steps that the evaluator does not "
+            "reproduce on tensors; use protocol='paper'"
         )
 
     # The model's input size: the crop if it crops, else the resize target.

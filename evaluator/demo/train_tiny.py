@@ -37,18 +37,41 @@ class TrainSettings:
     augment: bool = True  # random flips and transposes (synthetic shapes come at any rotation anyway)
 
 
-def tiny_resnet_config(num_labels: int = len(CLASS_NAMES)) -> ResNetConfig:
-    """A ~0.3 M-parameter ResNet (basic blocks, widths 16-128) whose labels are the 9 IN-9 class names."""
-    id2label = {i: name for i, name in enumerate(CLASS_NAMES[:num_labels])}
+def tiny_resnet_config(labels: Sequence[str] = CLASS_NAMES) -> ResNetConfig:
+    """A tiny ResNet (basic blocks, widths 16-128) with these label names (default: the 9 IN-9 classes)."""
+    id2label = dict(enumerate(labels))
     return ResNetConfig(
         embedding_size=16,
         hidden_sizes=[16, 32, 64, 128],
         depths=[1, 1, 1, 1],
         layer_type="basic",
-        num_labels=num_labels,
+        num_labels=len(id2label),
         id2label=id2label,
         label2id={name: i for i, name in id2label.items()},
     )
+
+
+def save_random_tiny_resnet(
+    folder: str | Path, labels: Sequence[str], *, seed: int = 0, processor_kwargs: dict | None = None
+) -> Path:
+    """A randomly initialised tiny ResNet + a ResNet-50-style image processor (resize 256, crop 224), saved
+    as a new user saves a model: what the tests and benchmarks score when they need a model, not accuracy."""
+    torch.manual_seed(seed)
+    model = ResNetForImageClassification(tiny_resnet_config(labels)).eval()
+    model.save_pretrained(folder)
+    kwargs = dict(
+        crop_pct=0.875,
+        size={"shortest_edge": 224},
+        resample=3,
+        do_rescale=True,
+        rescale_factor=1 / 255,
+        do_normalize=True,
+        image_mean=[0.485, 0.456, 0.406],
+        image_std=[0.229, 0.224, 0.225],
+    )
+    kwargs.update(processor_kwargs or {})
+    ConvNextImageProcessorPil(**kwargs).save_pretrained(folder)
+    return Path(folder)
 
 
 def training_images(scenes: Sequence[Scene], variant: str, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,6 @@
 """``in9-demo``: the paper's main finding in miniature, offline, on CPU (spec §8).
 
-Orchestration only: build the synthetic data, train two tiny classifiers (evaluator.train_tiny) — one on
+Orchestration only: build the synthetic data, train two tiny classifiers (evaluator.demo.train_tiny) — one on
 the training scenes as they are (class-correlated backgrounds, "original"), one on their Mixed-Rand
 rendering — then run the user's own CLIs on both (``in9-eval --challenge``, ``in9-leaderboard build``) and
 print a table.
@@ -70,7 +70,7 @@ def build_test_export(args: argparse.Namespace, out: Path) -> Path:
 
 
 def train_models(args: argparse.Namespace, models_dir: Path) -> dict[str, Path]:
-    from evaluator.train_tiny import TrainSettings, save_classifier, train_classifier, training_images
+    from evaluator.demo.train_tiny import TrainSettings, save_classifier, train_classifier, training_images
     from in9_builder.sources.synthetic import SyntheticSource
 
     scenes = list(SyntheticSource(**_source_kwargs(args, "train")).scenes("train"))

@@ -1,20 +1,22 @@
 """Load an image classifier (Hub id, local folder or bare ``nn.Module``) with its preprocessing and labels.
 
-spec §6.1: ``AutoModelForImageClassification`` + its image processor config, a pinned revision whose commit
-sha is recorded, safetensors only unless pickle weights are explicitly allowed, remote code only when trusted.
+``AutoModelForImageClassification`` + its image processor config, a pinned revision whose commit sha is
+recorded, safetensors only unless pickle weights are explicitly allowed, remote code only when trusted.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from evaluator.labels import LabelSpace, resolve_label_space
-from evaluator.preprocess import BICUBIC, PROTOCOLS, Preprocess, from_image_processor
+from evaluator.model.labels import LabelSpace, resolve_label_space
+from evaluator.model.preprocess import BICUBIC, PROTOCOLS, Preprocess, from_image_processor
 from in9_builder.errors import In9Error
 
 LOCAL_REVISION = None  # recorded for local folders: there is no commit to pin
@@ -30,6 +32,27 @@ class LoadedModel:
     num_labels: int
     num_params: int
     source: str = "hub"  # "hub" | "local" | "module"
+
+    def identity(self) -> dict:
+        """What makes this model's predictions: id (Hub models), revision, the weights themselves, the
+        preprocessing and the label mapping. The prediction cache and the challenge state are keyed on it."""
+        return {
+            "model": self.model_id if self.source == "hub" else None,
+            "revision": self.revision,
+            "weights": weights_digest(self.model),
+            "preprocess": repr(self.preprocess),
+            "to_in9": hashlib.sha256(np.asarray(self.label_space.to_in9, dtype=np.int64).tobytes()).hexdigest(),
+        }
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """sha256 of the state dict (names, shapes, dtypes, bytes): the weights whatever their origin."""
+    sha = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().cpu().contiguous().reshape(-1)
+        sha.update(f"{name}|{tuple(tensor.shape)}|{t.dtype}".encode())
+        sha.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return sha.hexdigest()
 
 
 class LogitsOnly(torch.nn.Module):
@@ -77,32 +100,32 @@ def _fetch_hub(model: str, revision: str | None, *, allow_pickle: bool) -> tuple
         folder = Path(snapshot_download(model, revision=revision, allow_patterns=patterns))
     except HFValidationError:
         raise In9Error(
-            f"--model {model!r}: not an existing local folder and not a valid Hub model id "
+            f"model={model!r}: not an existing local folder and not a valid Hub model id "
             "(expected 'org/name' or a path)"
         ) from None
     except RevisionNotFoundError:
         raise In9Error(
-            f"--revision {revision!r}: not found for Hub model {model!r}; pass a branch, tag or "
+            f"revision={revision!r}: not found for Hub model {model!r}; pass a branch, tag or "
             "commit sha that exists"
         ) from None
     except GatedRepoError:
         raise In9Error(
-            f"--model {where}: gated on the Hub; accept its terms and log in (hf auth login)"
+            f"model={where}: gated on the Hub; accept its terms and log in (hf auth login)"
         ) from None
     except RepositoryNotFoundError:
         raise In9Error(
-            f"--model {where}: no such model on the Hub (or it is private: log in with "
+            f"model={where}: no such model on the Hub (or it is private: log in with "
             "`hf auth login`); check the id or pass a local folder"
         ) from None
     except LocalEntryNotFoundError:
         state = "offline (HF_HUB_OFFLINE=1)" if _offline() else "the Hub could not be reached"
         raise In9Error(
-            f"--model {where}: not a local folder and not in the Hub cache, and {state}; download it "
+            f"model={where}: not a local folder and not in the Hub cache, and {state}; download it "
             "first with network access or pass a local folder"
         ) from None
     except OSError as exc:
         raise In9Error(
-            f"--model {where}: could not be downloaded ({exc.__class__.__name__}: {exc})"
+            f"model={where}: could not be downloaded ({exc.__class__.__name__}: {exc})"
         ) from None
     return folder, folder.name
 
@@ -113,11 +136,11 @@ def _weights_check(folder: Path, model_id: str, allow_pickle: bool) -> None:
     pickles = [p.name for p in folder.iterdir() if p.suffix in (".bin", ".pth", ".pt")]
     if pickles and not allow_pickle:
         raise In9Error(
-            f"--model {model_id}: only pickle weights ({', '.join(sorted(pickles))}), which can run "
-            "arbitrary code when loaded; pass --allow-pickle if you trust the source"
+            f"model={model_id}: only pickle weights ({', '.join(sorted(pickles))}), which can run "
+            "arbitrary code when loaded; pass allow_pickle=True if you trust the source"
         )
     if not pickles:
-        raise In9Error(f"--model {model_id}: no weights found in {folder} (expected model.safetensors)")
+        raise In9Error(f"model={model_id}: no weights found in {folder} (expected model.safetensors)")
 
 
 def _load_classifier(folder: Path, model_id: str, *, trust_remote_code: bool, allow_pickle: bool):
@@ -126,28 +149,28 @@ def _load_classifier(folder: Path, model_id: str, *, trust_remote_code: bool, al
 
     if not (folder / "config.json").is_file():
         raise In9Error(
-            f"--model {model_id}: {folder} has no config.json; is this a transformers model folder?"
+            f"model={model_id}: {folder} has no config.json; is this a transformers model folder?"
         )
     try:
         config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
     except ValueError as exc:
         if "trust_remote_code" in str(exc):
             raise In9Error(
-                f"--model {model_id}: needs custom code from the repository; review it and pass "
-                "--trust-remote-code"
+                f"model={model_id}: needs custom code from the repository; review it and pass "
+                "trust_remote_code=True"
             ) from None
-        raise In9Error(f"--model {model_id}: unreadable config.json ({exc})") from None
+        raise In9Error(f"model={model_id}: unreadable config.json ({exc})") from None
     has_auto_map = "AutoModelForImageClassification" in (getattr(config, "auto_map", None) or {})
     if config.model_type not in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES and not has_auto_map:
         archs = ", ".join(getattr(config, "architectures", None) or []) or "none listed"
         raise In9Error(
-            f"--model {model_id}: not an image classifier (model_type {config.model_type!r}, "
+            f"model={model_id}: not an image classifier (model_type {config.model_type!r}, "
             f"architectures: {archs}); pass a model that AutoModelForImageClassification loads"
         )
     if has_auto_map and not trust_remote_code:
         raise In9Error(
-            f"--model {model_id}: needs custom code from the repository; review it and pass "
-            "--trust-remote-code"
+            f"model={model_id}: needs custom code from the repository; review it and pass "
+            "trust_remote_code=True"
         )
     _weights_check(folder, model_id, allow_pickle)
     model = AutoModelForImageClassification.from_pretrained(
@@ -161,7 +184,7 @@ def _load_processor(folder: Path, model_id: str, protocol: str) -> Preprocess:
 
     if not (folder / "preprocessor_config.json").is_file():
         raise In9Error(
-            f"--model {model_id}: no preprocessor_config.json, so its mean/std are unknown; save the "
+            f"model={model_id}: no preprocessor_config.json, so its mean/std are unknown; save the "
             "model's image processor next to it (processor.save_pretrained(folder))"
         )
     processor = AutoImageProcessor.from_pretrained(folder, backend="pil")
@@ -179,16 +202,16 @@ def load_model(
 ) -> LoadedModel:
     """Load a Hub model id (at ``revision``) or a local folder as a :class:`LoadedModel`."""
     if protocol not in PROTOCOLS:
-        raise In9Error(f"--preprocess {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
+        raise In9Error(f"protocol={protocol!r}: choose one of {', '.join(PROTOCOLS)}")
     local = Path(model).expanduser()
     if local.is_dir():
         if revision is not None:
             raise In9Error(
-                f"--revision {revision!r}: --model {model} is a local folder, which has no revisions"
+                f"revision={revision!r}: model={model} is a local folder, which has no revisions"
             )
         folder, sha, source = local, LOCAL_REVISION, "local"
     elif local.exists():
-        raise In9Error(f"--model {model}: is a file; pass the folder that holds config.json and the weights")
+        raise In9Error(f"model={model}: is a file; pass the folder that holds config.json and the weights")
     else:
         folder, sha = _fetch_hub(model, revision, allow_pickle=allow_pickle)
         source = "hub"

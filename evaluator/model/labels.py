@@ -1,7 +1,7 @@
 """Which head a model has, and how its logits become IN-9 predictions (spec §2).
 
 The head is decided from the model's ``id2label`` (or an explicit label map), never guessed: 1000 ImageNet-1k
-names -> ``imagenet-1k``; the 9 IN-9 names in any order and spelling -> ``in9``; ``--label-map FILE`` ->
+names -> ``imagenet-1k``; the 9 IN-9 names in any order and spelling -> ``in9``; ``label_map`` (``--label-map FILE``) ->
 ``label-map``; anything else is an :class:`In9Error` that says what was found and how to pass a map.
 """
 
@@ -83,7 +83,7 @@ def _found(labels: list[str]) -> str:
 def _unrecognised(labels: list[str], why: str) -> In9Error:
     return In9Error(
         f"cannot map the model's label space to IN-9: found {_found(labels)}; {why}. "
-        f"Pass --label-map FILE (label_map=...): {LABEL_MAP_FORMAT}"
+        f"Pass label_map=FILE: {LABEL_MAP_FORMAT}"
     )
 
 
@@ -111,11 +111,11 @@ def _read_label_map(path: Path, labels: list[str]) -> LabelSpace:
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError:
-        raise In9Error(f"--label-map {path}: file not found") from None
+        raise In9Error(f"label_map={path}: file not found") from None
     except (OSError, json.JSONDecodeError) as exc:
-        raise In9Error(f"--label-map {path}: not valid JSON ({exc}); expected {LABEL_MAP_FORMAT}") from None
+        raise In9Error(f"label_map={path}: not valid JSON ({exc}); expected {LABEL_MAP_FORMAT}") from None
     if not isinstance(raw, dict):
-        raise In9Error(f"--label-map {path}: expected {LABEL_MAP_FORMAT}")
+        raise In9Error(f"label_map={path}: expected {LABEL_MAP_FORMAT}")
     by_name: dict[str, int] = {}
     for i, label in enumerate(labels):
         by_name.setdefault(_fold(label), i)
@@ -125,23 +125,23 @@ def _read_label_map(path: Path, labels: list[str]) -> LabelSpace:
         if key_s.lstrip("-").isdigit():
             index = int(key_s)
             if not 0 <= index < len(labels):
-                raise In9Error(f"--label-map {path}: key {key!r} is not a label index 0..{len(labels) - 1}")
+                raise In9Error(f"label_map={path}: key {key!r} is not a label index 0..{len(labels) - 1}")
         elif _fold(key_s) in by_name:
             index = by_name[_fold(key_s)]
         else:
             raise In9Error(
-                f"--label-map {path}: key {key!r} is neither an index nor a label of the model "
+                f"label_map={path}: key {key!r} is neither an index nor a label of the model "
                 f"(the model has {_found(labels)})"
             )
         target = class_index(value) if isinstance(value, str) else value
         if isinstance(target, bool) or not isinstance(target, int) or not -1 <= target < NUM_CLASSES:
             raise In9Error(
-                f"--label-map {path}: value {value!r} for key {key!r} must be an IN-9 index 0-8, "
+                f"label_map={path}: value {value!r} for key {key!r} must be an IN-9 index 0-8, "
                 f"-1, or one of {', '.join(CLASS_NAMES)}"
             )
         to_in9[index] = target
     if (to_in9 < 0).all():
-        raise In9Error(f"--label-map {path}: maps no label to an IN-9 class; expected {LABEL_MAP_FORMAT}")
+        raise In9Error(f"label_map={path}: maps no label to an IN-9 class; expected {LABEL_MAP_FORMAT}")
     return LabelSpace("label-map", to_in9)
 
 
@@ -162,7 +162,7 @@ def resolve_label_space(id2label: Mapping[int, str], label_map: str | Path | Non
 
 def check_label_mode(mode: str) -> str:
     if mode not in LABEL_MODES:
-        raise In9Error(f"--label-mode {mode!r}: choose one of {', '.join(LABEL_MODES)}")
+        raise In9Error(f"label_mode={mode!r}: choose one of {', '.join(LABEL_MODES)}")
     return mode
 
 
