@@ -30,21 +30,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluator.challenge import make_predict, search_backgrounds  # noqa: E402
-from evaluator.runtime.cpu import tune_cpu_allocator  # noqa: E402
-from evaluator.model.labels import LabelSpace  # noqa: E402
-from evaluator.model.loading import wrap_module  # noqa: E402
-from evaluator.demo.train_tiny import (  # noqa: E402
+from evaluator.challenge.search import search_backgrounds
+from evaluator.forward import Forward
+from evaluator.runtime.cpu import tune_cpu_allocator
+from evaluator.model.labels import LabelSpace
+from evaluator.model.loading import wrap_module
+from evaluator.demo.train_tiny import (
     IMAGE_MEAN,
     IMAGE_STD,
     TrainSettings,
     train_classifier,
     training_images,
 )
-from in9_builder.classes import CLASS_NAMES, IN1K_TO_IN9, imagenet1k_names  # noqa: E402
-from in9_builder.sources.synthetic import SyntheticSource  # noqa: E402
+from in9_builder.classes import CLASS_NAMES, IN1K_TO_IN9, imagenet1k_names
+from in9_builder.sources.synthetic import SyntheticSource
 
 FULL = 4050
 ORIGINAL_BATCH = 32
@@ -57,7 +57,7 @@ def world(per_class: int, size: int, train_per_class: int) -> dict:
     scenes = list(source.scenes("test"))
     pool, pool_labels = training_images(scenes, "only_bg_t", 0)
     return {
-        # channels-last views of the decoded arrays, as evaluator.challenge.load_pool/load_foregrounds give
+        # channels-last views of the decoded arrays, as evaluator.challenge.run.load_pool/load_foregrounds give
         "fg": torch.from_numpy(np.stack([s.image for s in scenes])).permute(0, 3, 1, 2),
         "masks": torch.from_numpy(np.stack([s.mask for s in scenes]) > 0)[:, None],
         "labels": np.array([s.label for s in scenes]),
@@ -119,7 +119,7 @@ def original_code_passes(outcomes, pool_size: int) -> int:
 
 
 def report(name: str, loaded, w: dict, batch_size: int, passes_batch_size: int, rounds: int) -> None:
-    predict = make_predict(loaded, "top1-mapped")
+    predict = Forward(loaded, "top1-mapped").predict
     in_order, _, order_seconds = search(w, predict, batch_size=passes_batch_size, reorder=False)
     reordered, _, reordered_seconds = search(w, predict, batch_size=passes_batch_size, reorder=True)
     truth = [(o.vulnerable, o.bg_class_fooled) for o in in_order]
@@ -171,7 +171,7 @@ def resnet50_projection(batch_size: int, batches: int) -> None:
     keep = batch_size * batches
     w = world(per_class=max(2, -(-keep // 9)), size=224, train_per_class=0)
     w["pool"], w["pool_labels"] = w["pool"][:keep], w["pool_labels"][:keep]
-    predict = make_predict(loaded, "top1-mapped")
+    predict = Forward(loaded, "top1-mapped").predict
     with torch.inference_mode():
         loaded.model(loaded.preprocess(w["pool"][:2]))  # warm-up
     batches = recorded_batches(w, predict, batch_size=batch_size, fg=slice(0, 1))

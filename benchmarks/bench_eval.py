@@ -32,7 +32,6 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def make_export(work: Path, per_class: int, variants: list[str] | None, image_format: str = "png") -> Path:
@@ -84,7 +83,7 @@ def bare_forward(loaded, n: int, batch_size: int, streams: int = 1) -> float:
     """Images/s of the model alone on pre-made normalised channels-last tensors (the baseline).
 
     ``streams`` > 1 runs that many threads, each forwarding every ``streams``-th batch on its share of the
-    cores: the execution in9-eval itself uses on CPU (``predict.inference_streams``), so the baseline is the
+    cores: the execution in9-eval itself uses on CPU (``evaluator.runtime.streams``), so the baseline is the
     faster of the two and the pipeline cannot win by executing differently. Eight distinct batches are
     reused in turn (the forward cost does not depend on the values), so the baseline does not hold all n
     images in memory.
@@ -134,6 +133,7 @@ def pipeline(
         use_cache=False,
         progress=False,
         limit=limit,
+        tune_cpu=True,  # as in9-eval runs
     )
     elapsed = time.perf_counter() - t0
     assert results.metrics["accuracy"]["original"]["count"] == n_expected
@@ -142,7 +142,7 @@ def pipeline(
 
 def decode_cost_ms(dataset) -> float:
     """CPU milliseconds per image of in9-eval's decoding (fetch + decode, one thread), over every row."""
-    from evaluator.predict import DecodedImages
+    from evaluator.runtime.decode import DecodedImages
 
     decoded = DecodedImages(dataset)
     t0 = time.process_time()

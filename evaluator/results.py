@@ -124,7 +124,7 @@ class Results:
         if self.predictions is not None:
             _atomic(out / PREDICTIONS_FILE, lambda p: pq.write_table(self.predictions, p))
         if self.challenge_rows is not None:
-            from evaluator.challenge import write_challenge_parquet
+            from evaluator.challenge.run import write_challenge_parquet
 
             write_challenge_parquet(self.challenge_rows, out / CHALLENGE_FILE)
         _atomic(out / SUMMARY_FILE, lambda p: Path(p).write_text(summary_markdown(self)))

@@ -348,6 +348,7 @@ def test_cpu_runs_decode_in_the_main_process_and_record_the_allocator_when_tunin
     assert results.environment["cpu_allocator"] == tuned
 
 
+@pytest.mark.slow
 def test_allocator_tuning_can_be_turned_off():
     code = (
         "from evaluator.runtime.cpu import tune_cpu_allocator, allocator_state;"
@@ -392,6 +393,7 @@ def test_a_scored_variant_is_unmapped_before_the_next(tiny_models, synthetic_exp
     assert mapped_while_scoring == [[], [], []]
 
 
+@pytest.mark.slow
 def test_evaluate_leaves_the_callers_process_as_it_was(tiny_models, synthetic_export, tmp_path):
     # A user scoring inside a training job keeps their allocator, their heap and their accelerate state.
     code = f"""
@@ -420,6 +422,7 @@ print(allocator_state(), frozen_while_scoring, same_state)
     assert out.stdout.split("\n")[-2] == "default [0] True"
 
 
+@pytest.mark.slow
 def test_another_precision_than_the_callers_accelerate_state_is_refused_not_reset(
     tiny_models, synthetic_export
 ):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from evaluator.challenge import state as challenge_state
 from evaluator.challenge.run import run_challenge
 from evaluator.forward import Forward
 from tests.test_challenge import (
@@ -86,6 +87,7 @@ def one_process(world, net, tmp_path_factory):
                          state_dir=tmp_path_factory.mktemp("one") / "state", reorder=False, progress=False)
 
 
+@pytest.mark.slow
 def test_two_processes_give_the_one_process_outcome(one_process, tmp_path):
     results = run_two_processes(tmp_path, "0", "5", "0")
     for result in results:  # every process returns the whole, identical result
@@ -96,11 +98,12 @@ def test_two_processes_give_the_one_process_outcome(one_process, tmp_path):
     assert saved_outcomes(tmp_path / "state") == [14, 13]
 
 
+@pytest.mark.slow
 def test_resume_on_two_processes_with_reordering_and_sampled_analysis(world, net, one_process, tmp_path,
                                                                       monkeypatch):
     from accelerate import Accelerator
 
-    monkeypatch.setattr(challenge, "STATE_FLUSH_SECONDS", 0.0)
+    monkeypatch.setattr(challenge_state, "STATE_FLUSH_SECONDS", 0.0)
     with pytest.raises(Killed):  # a 1-process run killed part way leaves some outcomes behind
         run_challenge(Forward(wrap(Dies(net, 40)), "top1-mapped", Accelerator(cpu=True)), ArraySource(world), batch_size=7, state_dir=tmp_path / "state", progress=False)
     saved = len((tmp_path / "state" / "outcomes-0.jsonl").read_text().splitlines())

@@ -83,6 +83,14 @@ def test_unmappable_model_error_shows_the_label_map_format(tmp_path, synthetic_e
     assert "found 3 labels ('LABEL_0', 'LABEL_1', 'LABEL_2')" in err and "--label-map FILE" in err
 
 
+@pytest.mark.slow
+def test_help_loads_no_torch():
+    code = "import sys\nfrom evaluator.cli.eval import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "--batch-size" in result.stdout and result.stdout.strip().endswith("False")
+
+
+@pytest.mark.slow
 def test_console_script_is_installed():
     result = subprocess.run(
         [sys.executable, "-m", "evaluator.cli", "--help"], capture_output=True, text=True, check=True

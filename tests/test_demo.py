@@ -4,7 +4,10 @@ import json
 
 import pytest
 
-from evaluator.demo.run import format_table, main
+from evaluator.cli.demo import main
+from evaluator.demo.run import format_table
+
+pytestmark = pytest.mark.slow  # trains two models and runs the CLIs in subprocesses
 
 SMALL = ["--size", "48", "--per-class", "8", "--train-per-class", "60", "--epochs", "5"]
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pyarrow.parquet as pq
+import pytest
 
 
 def _free_port() -> int:
@@ -15,6 +16,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_match_one(tiny_models, synthetic_export, tmp_path):
     # 3 per class = 27 rows per variant: an odd count, so the sharded loader pads one process and
     # gather_for_metrics must drop the duplicate; batch size 4 leaves ragged last batches too.

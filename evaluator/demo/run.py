@@ -1,4 +1,4 @@
-"""``in9-demo``: the paper's main finding in miniature, offline, on CPU (spec §8).
+"""The demo behind ``in9-demo``: the paper's main finding in miniature, offline, on CPU.
 
 Orchestration only: build the synthetic data, train two tiny classifiers (evaluator.demo.train_tiny) — one on
 the training scenes as they are (class-correlated backgrounds, "original"), one on their Mixed-Rand
@@ -8,18 +8,18 @@ print a table.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from in9_builder.errors import In9Error
 
-MARKER = ".in9-demo"  # written into --out, so that a rerun knows the folder is its own to replace
+MARKER = ".in9-demo"  # written into the output folder, so that a rerun knows the folder is its own to replace
 MODELS = ("original", "mixed_rand")  # the training set each model sees, which is also its name
 COLUMNS = (
     ("Original", ("accuracy", "original")),
@@ -31,45 +31,37 @@ COLUMNS = (
 )
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="in9-demo",
-        description="Offline demo: train a tiny model on synthetic IN-9 scenes with class-correlated "
-        "backgrounds and one on their Mixed-Rand version, evaluate both with in9-eval --challenge, "
-        "build the leaderboard.",
-    )
-    parser.add_argument("--out", default="demo_out",
-                        help="output folder (default: demo_out); a previous demo's output there is replaced")
-    parser.add_argument("--per-class", type=int, default=20, help="test images per class (default: 20)")
-    parser.add_argument("--train-per-class", type=int, default=100, help="training images per class (100)")
-    parser.add_argument("--size", type=int, default=64, help="image side in pixels (default: 64)")
-    parser.add_argument("--epochs", type=int, default=6, help="training epochs per model (default: 6)")
-    parser.add_argument("--batch-size", type=int, default=64, help="training batch size (default: 64)")
-    parser.add_argument("--learning-rate", type=float, default=5e-3, help="peak learning rate (5e-3)")
-    parser.add_argument("--bg-correlation", type=float, default=0.9,
-                        help="probability that a scene's background is its own class's (default: 0.9)")
-    parser.add_argument("--fg-hue-correlation", type=float, default=0.9,
-                        help="probability that a foreground has its class's hue (default: 0.9)")
-    parser.add_argument("--seed", type=int, default=0, help="data, background draw and training seed (0)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing --out folder even if it is not a previous demo's output")
-    return parser.parse_args(argv)
+@dataclass(frozen=True)
+class DemoSettings:
+    """Sizes and seeds of the demo (the ``in9-demo`` flags)."""
+
+    out: str = "demo_out"
+    per_class: int = 20  # test images per class
+    train_per_class: int = 100
+    size: int = 64  # image side in pixels
+    epochs: int = 6
+    batch_size: int = 64  # training batch size
+    learning_rate: float = 5e-3
+    bg_correlation: float = 0.9  # probability that a scene's background is its own class's
+    fg_hue_correlation: float = 0.9  # probability that a foreground has its class's hue
+    seed: int = 0  # scenes, background draw and training
+    overwrite: bool = False  # replace an existing ``out`` even if it is not a previous demo's output
 
 
-def _source_kwargs(args: argparse.Namespace, split: str) -> dict:
+def _source_kwargs(args: DemoSettings, split: str) -> dict:
     counts = {"per_class": args.per_class, "train_per_class": 0} if split == "test" else {
         "per_class": 2, "train_per_class": args.train_per_class}  # per_class 2: the smallest valid test split
     return {**counts, "size": args.size, "seed": args.seed, "bg_correlation": args.bg_correlation,
             "fg_hue_correlation": args.fg_hue_correlation}
 
 
-def build_test_export(args: argparse.Namespace, out: Path) -> Path:
+def build_test_export(args: DemoSettings, out: Path) -> Path:
     from in9_builder.export import export
 
     return export("synthetic", out, seed=args.seed, source_kwargs=_source_kwargs(args, "test"), num_proc=1)
 
 
-def train_models(args: argparse.Namespace, models_dir: Path) -> dict[str, Path]:
+def train_models(args: DemoSettings, models_dir: Path) -> dict[str, Path]:
     from evaluator.demo.train_tiny import TrainSettings, save_classifier, train_classifier, training_images
     from in9_builder.sources.synthetic import SyntheticSource
 
@@ -118,13 +110,13 @@ def format_table(rows: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def run_demo(args: argparse.Namespace) -> dict[str, dict]:
+def run_demo(args: DemoSettings) -> dict[str, dict]:
     """The whole demo; returns each model's results.json, keyed by the training set's name."""
     out = Path(args.out).absolute()
     if out.exists():
         if not (args.overwrite or (out / MARKER).is_file()):
-            raise In9Error(f"--out {out} already exists and is not a previous demo's output; "
-                           "pass --overwrite or choose another folder")
+            raise In9Error(f"out={out} already exists and is not a previous demo's output; "
+                           "pass overwrite=True or choose another folder", argument="out")
         shutil.rmtree(out)
     out.mkdir(parents=True)
     (out / MARKER).write_text("in9-demo output; rerunning in9-demo replaces this folder\n")
@@ -154,17 +146,3 @@ def run_demo(args: argparse.Namespace) -> dict[str, dict]:
     print(f"models:           {out / 'models'}   test data: {data}")
     print(f"demo time:        {time.perf_counter() - started:.0f} s")
     return rows
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        run_demo(args)
-    except In9Error as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
