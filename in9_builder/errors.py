@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Mapping
 
@@ -20,15 +21,20 @@ class In9Error(ValueError):
         self.argument = argument
 
     def for_cli(self, flags: Mapping[str, str]) -> str:
-        """The message with its leading ``argument=`` (or ``argument``) written as the CLI flag."""
+        """The message with ``argument`` written as the CLI flag.
+
+        A leading ``argument=value`` becomes ``--flag value`` and a leading bare ``argument`` the flag;
+        further on, ``argument=True`` (a switch) and a back-quoted `` `argument` `` become the flag.
+        """
         message = str(self)
         flag = flags.get(self.argument or "")
         if flag is None:
             return message
-        for prefix, replacement in ((f"{self.argument}=", f"{flag} "), (f"{self.argument}", flag)):
-            if message.startswith(prefix):
-                return replacement + message[len(prefix) :]
-        return message
+        name = re.escape(self.argument)
+        message = re.sub(rf"^{name}=", f"{flag} ", message)
+        message = re.sub(rf"^{name}(?![\w=])", flag, message)
+        message = re.sub(rf"(?<![\w.-]){name}=True\b", flag, message)
+        return message.replace(f"`{self.argument}`", flag)
 
 
 def flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:

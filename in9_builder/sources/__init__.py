@@ -1,4 +1,4 @@
-"""Sources of IN-9 scenes (spec §3.2) and their registry.
+"""Sources of IN-9 scenes and their registry.
 
 A source is any object with:
   name: str; has_bboxes: bool; has_official_files: bool
