@@ -1,6 +1,6 @@
 """Benchmark: the synthetic export against a plain Pillow transcode of the same number of images, same run.
 
-    python benchmarks/bench_build.py                 # the issue's setting: 450 per class (4,050 scenes),
+    python benchmarks/bench_build.py                 # the full setting: 450 per class (4,050 scenes),
                                                      # 224 px, all 9 configs (36,450 images), 2 processes
     python benchmarks/bench_build.py --per-class 20  # a quick look
 

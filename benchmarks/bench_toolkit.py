@@ -3,7 +3,7 @@
 Synthetic scenes are written as an ImageNet tree (JPEG + VOC XML) and pushed through the toolkit's per-image
 pipeline (``process_record``: filters, decode, GrabCut with retries, crop). Baseline, measured in the same
 run on the same files: decode + Resize(256)/CenterCrop(224) alone (what every image costs without
-segmentation, and all that IN-9L itself needs). Sizes: 224 px (the brief's figure) and 500x375 (ImageNet's
+segmentation, and all that IN-9L itself needs). Sizes: 224 px (the release's size) and 500x375 (ImageNet's
 typical photo, the 224 px scenes upscaled), since GrabCut's cost grows with the pixel count. Rates are given
 by the wall clock and by the process's CPU time: on a shared machine the CPU-time rate is what one dedicated
 core does, and the projections (linear in cores: every image is independent) use it.

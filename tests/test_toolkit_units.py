@@ -18,10 +18,8 @@ def test_resize_and_crop_follow_torchvision_rules():
     assert resized_size(500, 375) == (341, 256)  # int(256 * 500 / 375) = 341 (truncated)
     assert resized_size(375, 500) == (256, 341)
     assert resized_size(64, 64) == (256, 256)
-    assert crop_offsets(341, 256) == (
-        58,
-        16,
-    )  # round(58.5) = 58: Python rounds half to even, like torchvision
+    # round(58.5) = 58: Python rounds half to even, like torchvision
+    assert crop_offsets(341, 256) == (58, 16)
     assert crop_offsets(257, 257) == (16, 16)  # round(16.5) = 16
     assert resize_crop(np.zeros((375, 500, 3), np.uint8)).shape == (224, 224, 3)
 
