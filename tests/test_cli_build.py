@@ -113,6 +113,7 @@ def test_export_synthetic_seeded_with_source_flags(tmp_path, capsys):
         (["export", "--source", "synthetic", "--out", "{tmp}"], "already exists; pass --overwrite"),
         (["export", "--source", "synthetic", "--source-arg", "oops", "--out", "{tmp}/x"], "KEY=VALUE"),
         (["synthetic", "--out", "{tmp}", "--per-class", "1"], "--per-class 1: the synthetic source needs"),
+        (["export", "--source", "synthetic", "--num-proc", "0", "--out", "{tmp}/x"], "--num-proc 0: use 1"),
         (["info", "{tmp}"], "in9_export.json not found"),
     ],
 )

@@ -140,10 +140,10 @@ def collect(index: Index, work_dirs: Iterable[str | Path]) -> list[dict]:
         if len(missing) == num_chunks(index) and others:
             raise In9Error(
                 f"{', '.join(str(w) for w in work_dirs)} holds shards of another index ({others[0].name}): "
-                "run the shards and the merge with the same --imagenet, --boxes, --splits and --train-set"
+                "run the shards and the merge on the same ImageNet tree, boxes, splits and train set"
             )
         raise In9Error(
             f"{len(missing)} of {num_chunks(index)} chunks are not built yet (first: chunk {missing[0]}, "
-            f"in {', '.join(str(f) for f in folders)}); run every --shard-index before --merge"
+            f"in {', '.join(str(f) for f in folders)}); run every shard index before the merge"
         )
     return outcomes
