@@ -1,6 +1,6 @@
 """Benchmark: the synthetic export against a plain Pillow transcode of the same number of images, same run.
 
-    python benchmarks/bench_build.py                 # the issue's setting: 450 per class (4,050 scenes),
+    python benchmarks/bench_build.py                 # the full setting: 450 per class (4,050 scenes),
                                                      # 224 px, all 9 configs (36,450 images), 2 processes
     python benchmarks/bench_build.py --per-class 20  # a quick look
 
@@ -22,6 +22,12 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+import pyarrow.parquet as pq
+from PIL import Image
+
+from in9_builder.classes import CLASS_NAMES, CONFIGS, MIXED_VARIANTS, NUM_CLASSES
+from in9_builder.encode import PNG_COMPRESS_LEVEL
 
 GB = 1024**3
 
@@ -75,7 +81,7 @@ class PeakTreeMemory:
 
 
 def run_export(out: Path, per_class: int, size: int, num_proc: int) -> tuple[float, int]:
-    from in9_builder.export import export
+    from in9_builder.export import export  # imports datasets, which main() configures first
 
     start = time.perf_counter()
     with PeakTreeMemory() as memory:
@@ -92,9 +98,7 @@ def run_export(out: Path, per_class: int, size: int, num_proc: int) -> tuple[flo
 
 def check_load_dataset(export_dir: Path, scenes: int) -> None:
     """Untimed: ``load_dataset("in9", config)`` from the parent folder, fresh cache, for every config."""
-    import datasets
-
-    from in9_builder.classes import CLASS_NAMES, CONFIGS, MIXED_VARIANTS
+    import datasets  # after main() has set HF_HUB_OFFLINE, which datasets reads at import
 
     cwd = os.getcwd()
     os.chdir(export_dir.parent)
@@ -120,9 +124,6 @@ def check_load_dataset(export_dir: Path, scenes: int) -> None:
 
 def jpeg_inputs(export_dir: Path) -> list[bytes]:
     """The exported originals as JPEG (quality 95, like the release's files): the plain loop's input."""
-    import pyarrow.parquet as pq
-    from PIL import Image
-
     inputs = []
     for shard in sorted((export_dir / "original").glob("test-*.parquet")):
         for batch in pq.ParquetFile(shard).iter_batches(batch_size=256, columns=["image"]):
@@ -135,8 +136,6 @@ def jpeg_inputs(export_dir: Path) -> list[bytes]:
 
 def run_plain(inputs: list[bytes], count: int, compress_level: int | None) -> float:
     """Seconds for ``count`` decode + PNG encode round trips in one process (cycling through ``inputs``)."""
-    from PIL import Image
-
     options = {} if compress_level is None else {"compress_level": compress_level}
     start = time.perf_counter()
     for i in range(count):
@@ -157,11 +156,9 @@ def main() -> None:
     parser.add_argument("--work-dir", help="where to write the export (default: a temporary folder)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import datasets
+    import datasets  # after HF_HUB_OFFLINE is set: datasets reads it at import
 
     datasets.disable_progress_bars()
-    from in9_builder.builder import PNG_COMPRESS_LEVEL
-    from in9_builder.classes import CONFIGS, NUM_CLASSES
 
     with tempfile.TemporaryDirectory(dir=args.work_dir) as tmp:
         out = Path(tmp) / "in9"

@@ -53,7 +53,7 @@ RESNET50_ROBUST = 0.223  # published challenge accuracy of ResNet-50: these fore
 
 
 def world(per_class: int, size: int, train_per_class: int) -> dict:
-    source = SyntheticSource(per_class=per_class, size=size, seed=0, train_per_class=train_per_class)
+    source = SyntheticSource(per_class=per_class, size=size, scene_seed=0, train_per_class=train_per_class)
     scenes = list(source.scenes("test"))
     pool, pool_labels = training_images(scenes, "only_bg_t", 0)
     return {

@@ -3,7 +3,7 @@
 Synthetic scenes are written as an ImageNet tree (JPEG + VOC XML) and pushed through the toolkit's per-image
 pipeline (``process_record``: filters, decode, GrabCut with retries, crop). Baseline, measured in the same
 run on the same files: decode + Resize(256)/CenterCrop(224) alone (what every image costs without
-segmentation, and all that IN-9L itself needs). Sizes: 224 px (the brief's figure) and 500x375 (ImageNet's
+segmentation, and all that IN-9L itself needs). Sizes: 224 px (the release's size) and 500x375 (ImageNet's
 typical photo, the 224 px scenes upscaled), since GrabCut's cost grows with the pixel count. Rates are given
 by the wall clock and by the process's CPU time: on a shared machine the CPU-time rate is what one dedicated
 core does, and the projections (linear in cores: every image is independent) use it.
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,20 +22,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from in9_builder.sources.synthetic import SyntheticSource  # noqa: E402
-from in9_builder.toolkit import shards  # noqa: E402
-from in9_builder.toolkit.geometry import resize_crop  # noqa: E402
-from in9_builder.toolkit.process import crop_image, process_record  # noqa: E402
-from in9_builder.toolkit.tree import scan  # noqa: E402
-from tests.fixtures_toolkit import TreeWriter, class_wnids  # noqa: E402
+from in9_builder.sources.synthetic import SyntheticSource
+from in9_builder.toolkit import shards
+from in9_builder.toolkit.fake_tree import TreeWriter, class_wnids
+from in9_builder.toolkit.geometry import resize_crop
+from in9_builder.toolkit.process import crop_image, process_record, unpack_mask
+from in9_builder.toolkit.tree import scan
 
 
 def write_tree(root: Path, per_class: int, size: tuple[int, int] | None) -> TreeWriter:
     """Synthetic 224 px scenes as ImageNet val files, optionally upscaled (with their boxes) to ``size``."""
     writer, wnids = TreeWriter(root), class_wnids()
-    for scene in SyntheticSource(per_class=per_class, size=224, seed=11).scenes("test"):
+    for scene in SyntheticSource(per_class=per_class, size=224, scene_seed=11).scenes("test"):
         image, mask, box = scene.image, scene.mask, list(scene.bbox)
         if size is not None:
             sx, sy = size[0] / 224, size[1] / 224
@@ -83,8 +80,6 @@ def measure(root: Path) -> dict:
 
 
 def iou_median(writer: TreeWriter, outcomes: list[dict]) -> float:
-    from in9_builder.toolkit.process import unpack_mask
-
     ious = []
     for outcome in outcomes:
         if outcome["reason"] is None:

@@ -166,8 +166,8 @@ def _builder(
         )
         try:
             builder.download_and_prepare()
-        except In9Error as err:  # name in9-eval's flag, not in9-build's
-            raise In9Error(f"--data {location}: {str(err).replace('--data-dir', '--data')}") from None
+        except In9Error as err:  # name in9-eval's flag for the data location
+            raise In9Error(f"--data {location}: {err.for_cli({'data_dir': '--data'})}") from None
         return builder.as_dataset("test")
 
     official = source == "release"
@@ -175,7 +175,7 @@ def _builder(
         source=source,
         location=location,
         edition="official" if official else "seeded",
-        seed=None if official else int(source_kwargs.get("seed", 0)),
+        seed=None if official else 0,  # the background draw: the builder's default for a seeded source
         load=load,
         limit=limit,
         params=dict(source_kwargs),
@@ -183,12 +183,13 @@ def _builder(
 
 
 def _parse_synthetic(data: str) -> dict:
+    keys = ("per_class", "size", "scene_seed", "train_per_class")  # the SyntheticSource arguments accepted
     kwargs: dict = {}
     _, _, spec = data.partition(":")
     for item in filter(None, (s.strip() for s in spec.split(","))):
         key, sep, value = item.partition("=")
-        if not sep or key not in ("per_class", "size", "seed", "train_per_class") or not value.isdigit():
-            raise In9Error(f"--data {data!r}: expected synthetic[:per_class=N,size=N,seed=N]")
+        if not (sep and key in keys and value.isdigit()):
+            raise In9Error(f"--data {data!r}: expected synthetic[:per_class=N,size=N,scene_seed=N]")
         kwargs[key] = int(value)
     kwargs.setdefault("train_per_class", 0)
     return kwargs

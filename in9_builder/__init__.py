@@ -1,6 +1,17 @@
 """IN-9 (the backgrounds challenge, Xiao et al., ICLR 2021) as a Hugging Face ``datasets`` builder and export.
 
 ``in9_builder.In9`` is the builder; ``in9_builder.export.export`` writes a Hub-ready dataset folder.
+
+Modules, each importing only from those listed before it:
+  classes, errors, scene, fingerprint   the class table, user errors, the Scene record, content fingerprints
+  atomic                                the one way outputs are written (atomic files, folder swaps)
+  encode, render                        pixels -> stored bytes; scenes -> the IN-9 variants
+  toolkit/                              the paper's ImageNet toolkit (boxes, filters, GrabCut, shards, ...)
+  release_layout                        the original release's folder layout, from any source
+  sources/                              where scenes come from: synthetic, release, imagenet (the toolkit)
+  builder                               the ``datasets`` builder over a source
+  export                                the Hub-ready folder (parquet, card, fingerprints)
+  cli/                                  ``in9-build``, one module per subcommand
 """
 
 from __future__ import annotations

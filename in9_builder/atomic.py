@@ -3,6 +3,7 @@
 - :func:`atomic_write` (and ``_text`` / ``_bytes``): the content goes to a temporary sibling, is fsynced and
   renamed over the target (``os.replace`` is atomic on POSIX); on any failure the temporary file is removed
   and the target is untouched.
+- :func:`check_overwrite`: the one "already exists" error, raised before any work.
 - :func:`replace_folder`: a folder is built in a temporary sibling and swapped in: the old folder is renamed
   aside, the new one renamed in, and only then is the old one deleted; if the swap fails the old one is put
   back. At every moment either the old or the new complete folder is at the target path.
@@ -20,10 +21,10 @@ from pathlib import Path
 from .errors import In9Error
 
 
-def _shared_mode() -> int:
+def _shared_mode(mode: int = 0o666) -> int:
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask  # mkstemp makes 0600; outputs are meant to be shared like any written file
+    return mode & ~umask  # mkstemp / mkdtemp make 0600 / 0700; outputs are shared like any written file
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -90,6 +91,14 @@ def swap_folder(staging: Path, out: Path) -> None:
     shutil.rmtree(retired, ignore_errors=True) if retired.is_dir() else retired.unlink(missing_ok=True)
 
 
+def check_overwrite(path: str | os.PathLike, overwrite: bool, what: str = "output") -> None:
+    """An existing ``path`` without ``overwrite`` is an :class:`In9Error` (a CLI names ``--overwrite``)."""
+    if Path(path).exists() and not overwrite:
+        raise In9Error(
+            f"{what} {path} already exists; pass overwrite=True to replace it", argument="overwrite"
+        )
+
+
 @contextmanager
 def replace_folder(out: str | os.PathLike, *, overwrite: bool = True, what: str = "output") -> Iterator[Path]:
     """Yield an empty temporary sibling of ``out`` to build into; on success it replaces ``out``.
@@ -98,11 +107,11 @@ def replace_folder(out: str | os.PathLike, *, overwrite: bool = True, what: str 
     ``overwrite=False`` an existing ``out`` is an :class:`In9Error` before anything is written.
     """
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise In9Error(f"{out}: {what} exists; pass overwrite=True (--overwrite) to replace it")
+    check_overwrite(out, overwrite, what)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
+        os.chmod(staging, _shared_mode(0o777))
         yield staging
         swap_folder(staging, out)
     except BaseException:

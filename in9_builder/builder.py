@@ -1,33 +1,30 @@
-"""The IN-9 ``datasets`` builder: one config per variant plus ``fg_mask`` (spec §3.3, §3.4).
+"""The IN-9 ``datasets`` builder: one config per variant plus ``fg_mask``.
 
 It only wires a source (``in9_builder.sources``) and the renderer (``in9_builder.render``) into
 ``_generate_examples``. Rows of every config are sorted by (label, image_id); generated images are PNG
-(lossless) unless ``image_format="jpeg"``; official release files are passed through byte for byte.
+(lossless) unless ``image_format="jpeg"`` (``in9_builder.encode``); official release files are passed through
+byte for byte.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import datasets
-import numpy as np
 
 from .classes import CLASS_NAMES, CONFIGS, MIXED_VARIANTS
+from .encode import check_image_format, encode_image, encode_mask
 from .errors import In9Error
 from .render import composite, draw_backgrounds, render_variant
 from .sources import OFFICIAL_WHEN_SEEDED, Source, background_of, get_source, resolve_source_kwargs
 
-IMAGE_FORMATS = ("png", "jpeg")
-PNG_COMPRESS_LEVEL = 1  # lossless either way; level 1 encodes several times faster than the default 6
-JPEG_QUALITY = 95
 MAX_SHARDS = 8  # generator shards per split: what num_proc can spread over
 
 
 def features_for(config: str) -> datasets.Features:
-    """The features of a config, exactly as spec §3.3."""
+    """The features of a config: ``image``, [``mask``,] ``label``, ``image_id`` [and the mixed provenance]."""
     labels = datasets.ClassLabel(names=list(CLASS_NAMES))
     columns: dict[str, Any] = {"image": datasets.Image()}
     if config == "fg_mask":
@@ -41,23 +38,6 @@ def features_for(config: str) -> datasets.Features:
     return datasets.Features(columns)
 
 
-def encode_image(pixels: np.ndarray, image_format: str = "png") -> dict[str, Any]:
-    """An Image cell with embedded bytes: PNG (lossless) or JPEG, from a uint8 H x W [x 3] array."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    if image_format == "png":
-        Image.fromarray(pixels).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    else:
-        Image.fromarray(pixels).save(buffer, format="JPEG", quality=JPEG_QUALITY)
-    return {"bytes": buffer.getvalue(), "path": None}
-
-
-def encode_mask(mask: np.ndarray) -> dict[str, Any]:
-    """A mask cell: PNG mode L with values 0/1 (always lossless)."""
-    return encode_image(mask.astype(np.uint8), "png")
-
-
 def mixed_image_id(fg_image_id: str, bg_image_id: str) -> str:
     """The release's name of a mixed image, ``fg_<stem>_bg_<stem>``; used for seeded rows too."""
     return f"fg_{fg_image_id}_bg_{bg_image_id}"
@@ -65,7 +45,9 @@ def mixed_image_id(fg_image_id: str, bg_image_id: str) -> str:
 
 @dataclass
 class In9Config(datasets.BuilderConfig):
-    """An IN-9 variant from a source; ``seed=None`` = the official edition (seed 0 without official files)."""
+    """An IN-9 variant from a source. ``seed`` draws the mixed backgrounds; ``None`` = the official edition
+    (seed 0 for a source without official files). A source's own seeds (scenes, balancing) are in
+    ``source_kwargs``."""
 
     source: str = "release"
     seed: int | None = None
@@ -88,8 +70,7 @@ class In9(datasets.GeneratorBasedBuilder):
         if config_name is not None and config_name not in CONFIGS:
             raise In9Error(f"unknown variant {config_name!r}; choose from {', '.join(CONFIGS)}")
         super().__init__(*args, **kwargs)
-        if self.config.image_format not in IMAGE_FORMATS:
-            raise In9Error(f"image_format {self.config.image_format!r}: choose png or jpeg")
+        check_image_format(self.config.image_format)
 
     def _info(self) -> datasets.DatasetInfo:
         return datasets.DatasetInfo(
@@ -106,7 +87,9 @@ class In9(datasets.GeneratorBasedBuilder):
         for split in splits:
             if split not in source.splits():
                 raise In9Error(
-                    f"source {cfg.source!r} has no split {split!r}; it has {', '.join(source.splits())}"
+                    f"splits: source {cfg.source!r} has no split {split!r}; "
+                    f"it has {', '.join(source.splits())}",
+                    argument="splits",
                 )
         generators = []
         for split in splits:

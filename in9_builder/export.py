@@ -1,12 +1,12 @@
-"""Export IN-9 as a Hub-ready dataset repository (spec §3.4); the only module that writes the output folder.
+"""Export IN-9 as a Hub-ready dataset repository; the only module that writes an export folder.
 
 ```
 OUT/README.md                              dataset card: YAML configs: + dataset_info:
 OUT/in9_export.json                        machine-readable summary with a fingerprint per config
 OUT/<config>/test-00000-of-0000N.parquet   image bytes embedded (and train-... where the source has train)
 ```
-Atomic: everything is written into a hidden sibling folder that is renamed into place only when complete; a
-failure or an interrupt removes it and leaves an existing ``OUT`` untouched.
+Atomic (``in9_builder.atomic.replace_folder``): everything is written into a hidden sibling folder that is
+swapped in only when complete; a failure or an interrupt removes it and leaves an existing ``OUT`` untouched.
 """
 
 from __future__ import annotations
@@ -14,14 +14,31 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import huggingface_hub
+from datasets import DownloadConfig, DownloadManager
+from datasets.info import DatasetInfosDict
+from huggingface_hub import DatasetCardData
+
+from hub_cards import (
+    DEFAULT_DATASET_ID,
+    GALLERY_FILENAME,
+    gallery_from_export,
+    render_dataset_card,
+    render_eval_yaml,
+)
+
+from . import __version__
+from .atomic import replace_folder
+from .builder import In9, edition_seed
 from .classes import CONFIGS
+from .encode import check_image_format
 from .errors import In9Error
 from .fingerprint import parquet_fingerprint
+from .sources import get_source, resolve_source_kwargs
 
 SCHEMA = "in9-export/1"
 SUMMARY_FILE = "in9_export.json"
@@ -37,16 +54,12 @@ def parse_variants(variants: Sequence[str] | str | None) -> list[str]:
     names = [v.strip() for v in variants]
     unknown = [v for v in names if v not in CONFIGS]
     if unknown:
-        raise In9Error(f"--variants: unknown variant {unknown[0]!r}; choose from {', '.join(CONFIGS)}")
+        raise In9Error(
+            f"variants: unknown variant {unknown[0]!r}; choose from {', '.join(CONFIGS)}", argument="variants"
+        )
     if not names:
-        raise In9Error("--variants: no variant given; choose from " + ", ".join(CONFIGS))
+        raise In9Error("variants: no variant given; choose from " + ", ".join(CONFIGS), argument="variants")
     return [c for c in CONFIGS if c in names]
-
-
-def _package_version() -> str:
-    from . import __version__
-
-    return __version__
 
 
 def _move_shards(config_dir: Path, split: str) -> list[str]:
@@ -61,8 +74,6 @@ def _move_shards(config_dir: Path, split: str) -> list[str]:
 
 
 def _export_config(config: str, config_dir: Path, builder_kwargs: dict, num_proc: int) -> dict[str, Any]:
-    from .builder import In9
-
     builder = In9(config_name=config, **builder_kwargs)
     builder.download_and_prepare(
         output_dir=str(config_dir),
@@ -91,9 +102,6 @@ def _export_config(config: str, config_dir: Path, builder_kwargs: dict, num_proc
 
 def _card_data(results: dict[str, dict], default: str) -> dict:
     """The YAML front matter: ``configs:`` (data files per split) and ``dataset_info:``."""
-    from datasets.info import DatasetInfosDict
-    from huggingface_hub import DatasetCardData
-
     card_data = DatasetCardData()  # license, pretty name, tags: hub_cards' defaults for the source
     card_data.configs = [
         {
@@ -118,15 +126,7 @@ def _card_context(summary: dict, gallery: str | None) -> dict:
 
 
 def _write_repo_files(folder: Path, results: dict[str, dict], summary: dict, dataset_id: str | None) -> None:
-    """README.md (the card), eval.yaml (one leaderboard task per variant, hf-stack-facts §6), gallery.png."""
-    from hub_cards import (
-        DEFAULT_DATASET_ID,
-        GALLERY_FILENAME,
-        gallery_from_export,
-        render_dataset_card,
-        render_eval_yaml,
-    )
-
+    """README.md (the card), eval.yaml (one leaderboard task per variant, the Hub's format), gallery.png."""
     dataset_id = dataset_id or DEFAULT_DATASET_ID
     (folder / "eval.yaml").write_text(render_eval_yaml(dataset_id, list(results)))
     gallery = None
@@ -136,13 +136,6 @@ def _write_repo_files(folder: Path, results: dict[str, dict], summary: dict, dat
     default = "original" if "original" in results else next(iter(results))
     context = {**_card_context(summary, gallery), "dataset_id": dataset_id}
     (folder / "README.md").write_text(render_dataset_card(_card_data(results, default), context))
-
-
-def _check_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and not overwrite:
-        raise In9Error(f"{out} already exists; pass --overwrite to replace it or choose another --out")
-    if out.exists() and not out.is_dir():
-        raise In9Error(f"{out} exists and is not a folder; choose another --out")
 
 
 def export(
@@ -162,23 +155,21 @@ def export(
 ) -> Path:
     """Write the Hub-ready IN-9 folder ``out`` from ``source`` and return its path.
 
-    ``seed=None`` is the official edition (release files byte for byte; seed 0 for sources without official
-    files). ``variants`` selects configs (default all 9); ``splits`` selects splits (default every split the
-    source has). ``num_proc`` worker processes generate each config; the output does not depend on it.
+    ``seed`` draws the mixed backgrounds; ``seed=None`` is the official edition (release files byte for byte;
+    seed 0 for sources without official files). The source's own parameters (the synthetic ``scene_seed``,
+    sizes, counts) go in ``source_kwargs`` and are recorded as ``source_params``. ``variants`` selects configs
+    (default all 9); ``splits`` selects splits (default every split the source has). ``num_proc`` worker
+    processes generate each config; the output does not depend on it.
     """
-    from .builder import IMAGE_FORMATS, In9, edition_seed
-    from .sources import get_source, resolve_source_kwargs
-
     out = Path(out).absolute()
     configs = parse_variants(variants)
-    if image_format not in IMAGE_FORMATS:
-        raise In9Error(f"--image-format {image_format!r}: choose png or jpeg")
+    check_image_format(image_format)
     if num_proc < 1:
-        raise In9Error(f"--num-proc {num_proc}: use 1 or more")
+        raise In9Error(f"num_proc={num_proc}: use 1 or more", argument="num_proc")
     if push_to_hub is not None:
         _check_repo_id(push_to_hub)
-    _check_out(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise In9Error(f"out={out}: exists and is not a folder; choose another", argument="out")
 
     builder_kwargs = {
         "source": source,
@@ -189,8 +180,7 @@ def export(
         "splits": None if splits is None else tuple(splits),
         "cache_dir": None if cache_dir is None else str(cache_dir),
     }
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
+    with replace_folder(out, overwrite=overwrite, what="export") as staging:
         # Resolve the data location once (a URL or tarball is downloaded / extracted here, then reused).
         probe = In9(config_name=configs[0], **builder_kwargs)
         resolved = resolve_source_kwargs(
@@ -215,16 +205,12 @@ def export(
                 }
                 for c, r in results.items()
             },
-            "package_version": _package_version(),
+            "package_version": __version__,
         }
         (staging / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n")
         _write_repo_files(staging, results, summary, dataset_id=push_to_hub)
         for leftover in staging.glob("*.lock"):  # datasets' builder locks, not part of the repository
             leftover.unlink()
-        _replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     if push_to_hub:
         push_folder(out, push_to_hub)
     return out
@@ -232,26 +218,8 @@ def export(
 
 def _download_manager(builder):
     """A download manager that caches where the builder's own would (``<cache_dir>/downloads``)."""
-    from datasets import DownloadConfig, DownloadManager
-
     config = DownloadConfig(cache_dir=builder._cache_downloaded_dir, use_etag=False)
     return DownloadManager(dataset_name="in9", download_config=config)
-
-
-def _replace(staging: Path, out: Path) -> None:
-    """Move the finished folder into place; an existing ``out`` is swapped out first and removed after."""
-    if not out.exists():
-        staging.rename(out)
-        return
-    retired = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-    retired.rmdir()
-    out.rename(retired)
-    try:
-        staging.rename(out)
-    except BaseException:
-        retired.rename(out)
-        raise
-    shutil.rmtree(retired, ignore_errors=True)
 
 
 def read_summary(export_dir: str | os.PathLike) -> dict:
@@ -267,15 +235,16 @@ def read_summary(export_dir: str | os.PathLike) -> dict:
 
 def _check_repo_id(repo_id: str) -> None:
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
-        raise In9Error(f"--push-to-hub {repo_id!r}: give the dataset repository as ORG/NAME, e.g. my-org/in9")
+        raise In9Error(
+            f"push_to_hub={repo_id!r}: give the dataset repository as ORG/NAME, e.g. my-org/in9",
+            argument="push_to_hub",
+        )
 
 
 def push_folder(folder: Path, repo_id: str) -> str:
     """Upload an export folder as the Hub dataset repository ``repo_id`` (needs network and a token)."""
-    from huggingface_hub import HfApi
-
     _check_repo_id(repo_id)
-    api = HfApi()
+    api = huggingface_hub.HfApi()  # looked up at call time: tests stand a fake in for it
     api.create_repo(repo_id, repo_type="dataset", exist_ok=True)
     commit = api.upload_folder(
         repo_id=repo_id, folder_path=str(folder), repo_type="dataset", commit_message="in9-build export"

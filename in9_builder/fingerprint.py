@@ -57,7 +57,7 @@ def config_fingerprint(rows: Iterable[Mapping[str, Any]]) -> str:
 
 def parquet_fingerprint(paths: Iterable[str], *, batch_rows: int = 256) -> tuple[str, int]:
     """Fingerprint and row count of parquet shards read in the given order, streaming in small batches."""
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # heavy; the hasher alone is used by light tools
 
     hasher = FingerprintHasher()
     for path in paths:
@@ -71,7 +71,7 @@ def parquet_fingerprint(paths: Iterable[str], *, batch_rows: int = 256) -> tuple
 
 def dataset_fingerprint(dataset, *, batch_rows: int = 256) -> str:
     """Fingerprint of a loaded ``datasets.Dataset`` (a config of an export), without decoding the images."""
-    import datasets
+    import datasets  # heavy; the hasher alone is used by light tools
 
     columns = [c for c in ("image_id", "image", "mask") if c in dataset.column_names]
     undecoded = dataset.select_columns(columns)

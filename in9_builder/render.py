@@ -1,4 +1,5 @@
-"""Pure functions that turn scenes into IN-9 variants (spec §3, original-repo-facts §2).
+"""Pure functions that turn scenes into IN-9 variants (the rules of the paper and of the
+authors' scripts in github.com/MadryLab/backgrounds_challenge).
 
 Everything works on uint8 numpy arrays (H x W x 3 images, H x W {0,1} masks) and never touches disk.
 """

@@ -94,7 +94,7 @@ def test_jpeg_on_request_png_by_default():
     assert next(generate_rows(source, "only_bg_t", "test", ids, 0))["image"]["bytes"].startswith(b"\x89PNG")
     jpeg = next(generate_rows(source, "only_bg_t", "test", ids, 0, "jpeg"))["image"]["bytes"]
     assert jpeg.startswith(b"\xff\xd8")
-    with pytest.raises(In9Error, match="image_format 'gif'"):
+    with pytest.raises(In9Error, match="image_format='gif': choose png or jpeg"):
         In9(config_name="original", source="synthetic", image_format="gif")
 
 
@@ -120,7 +120,7 @@ class PlugInSource:
     has_official_files = False
 
     def __init__(self, count: int = 2):
-        self._inner = SyntheticSource(per_class=count, size=32, train_per_class=0, seed=11)
+        self._inner = SyntheticSource(per_class=count, size=32, train_per_class=0, scene_seed=11)
 
     def splits(self):
         return ["test"]
@@ -145,7 +145,7 @@ def test_a_registered_source_exports_without_export_changes(tmp_path):
         num_proc=1,
         cache_dir=tmp_path / "cache",
     )
-    reference = SyntheticSource(per_class=2, size=32, train_per_class=0, seed=11)
+    reference = SyntheticSource(per_class=2, size=32, train_per_class=0, scene_seed=11)
     rows = _table(out, "mixed_next")
     assert len(rows) == 18
     row = rows[0]

@@ -1,4 +1,4 @@
-"""The class table and the ImageNet-1k -> IN-9 mapping (spec §2): exact counts, names, folders."""
+"""The class table and the ImageNet-1k -> IN-9 mapping: exact counts, names, folders."""
 
 from __future__ import annotations
 

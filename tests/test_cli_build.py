@@ -112,7 +112,8 @@ def test_export_synthetic_seeded_with_source_flags(tmp_path, capsys):
         (["export", "--source", "synthetic", "--data-dir", "{tmp}", "--out", "{tmp}/x"], "drop --data-dir"),
         (["export", "--source", "synthetic", "--out", "{tmp}"], "already exists; pass --overwrite"),
         (["export", "--source", "synthetic", "--source-arg", "oops", "--out", "{tmp}/x"], "KEY=VALUE"),
-        (["synthetic", "--out", "{tmp}", "--per-class", "1"], "per_class=1"),
+        (["synthetic", "--out", "{tmp}", "--per-class", "1"], "--per-class 1: the synthetic source needs"),
+        (["export", "--source", "synthetic", "--num-proc", "0", "--out", "{tmp}/x"], "--num-proc 0: use 1"),
         (["info", "{tmp}"], "in9_export.json not found"),
     ],
 )
@@ -131,7 +132,7 @@ def test_existing_fake_release_needs_overwrite(tmp_path, capsys):
     assert _run([*argv, "--overwrite"], capsys)[0] == 0
 
 
-def test_parser_has_the_issue_flags():
+def test_parser_keeps_every_documented_flag():
     parser = build_parser()
     args = parser.parse_args(
         [
@@ -162,6 +163,7 @@ def test_parser_has_the_issue_flags():
     assert (args.per_class, args.seed, args.tarball) == (5, 1, True)
 
 
+@pytest.mark.slow
 def test_console_script_entry_point(tmp_path):
     result = subprocess.run(
         [

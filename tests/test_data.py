@@ -1,4 +1,4 @@
-"""open_data (spec §3, §6.5): export folders, synthetic, limits, fingerprints, errors."""
+"""open_data: export folders, synthetic, limits, fingerprints, errors."""
 
 import json
 import shutil
@@ -55,6 +55,23 @@ def test_modified_export_is_refused(synthetic_export, tmp_path):
         open_data(str(copy), cache_dir=tmp_path / "c").fingerprint("original")
 
 
+def test_synthetic_spec_and_its_export_record_the_same_data(tmp_path):
+    from tests.fixtures_builder import make_synthetic_export
+
+    variants = ["original", "mixed_rand"]
+    export_dir = make_synthetic_export(
+        tmp_path, per_class=2, size=32, scene_seed=3, train_per_class=0, variants=variants
+    )
+    spec = "synthetic:per_class=2,size=32,scene_seed=3"
+    through_builder = open_data(spec, cache_dir=tmp_path / "c1").describe(variants)
+    from_export = open_data(str(export_dir), cache_dir=tmp_path / "c2").describe(variants)
+    assert (through_builder.pop("location"), from_export.pop("location")) == (spec, str(export_dir))
+    assert through_builder == from_export
+    assert through_builder["seed"] == 0  # the background draw; the scene seed is in the fingerprints
+    other_scenes = open_data("synthetic:per_class=2,size=32", cache_dir=tmp_path / "c3")
+    assert other_scenes.fingerprint("original") != through_builder["variants"]["original"]["fingerprint"]
+
+
 def test_synthetic_source_through_the_builder(tmp_path):
     data = open_data("synthetic:per_class=2,size=32", cache_dir=tmp_path)
     ds = data.variant("mixed_same")
@@ -88,7 +105,8 @@ def test_missing_variant_in_export(synthetic_export, tmp_path):
 def test_release_tarball_official_edition(tmp_path):
     from in9_builder.sources.synthetic import SyntheticSource
 
-    tarball = SyntheticSource(per_class=2, size=32, seed=3).write_release(tmp_path / "rel", tarball=True)
+    source = SyntheticSource(per_class=2, size=32, scene_seed=3)
+    tarball = source.write_release(tmp_path / "rel", tarball=True)
     data = open_data(str(tarball), cache_dir=tmp_path / "c", source_kwargs={"per_class": 2})
     ds = data.variant("mixed_rand")
     assert len(ds) == 18

@@ -126,7 +126,7 @@ def test_seeds_change_every_mixed_config_and_nothing_else(seed0_export, tmp_path
 
 def test_existing_output_needs_overwrite_and_is_replaced_atomically(seed0_export, tmp_path):
     out = _small_export(tmp_path, "d", seed=0, variants=["original"])
-    with pytest.raises(In9Error, match=r"already exists; pass --overwrite"):
+    with pytest.raises(In9Error, match=r"already exists; pass overwrite=True"):
         _small_export(tmp_path, "d", seed=0, variants=["original"])
     (out / "marker").write_text("old")
     export(
@@ -190,11 +190,11 @@ def test_jpeg_export_and_bad_arguments(tmp_path):
 
     cell = pq.read_table(next((out / "only_bg_b").glob("*.parquet"))).to_pylist()[0]["image"]
     assert cell["bytes"].startswith(b"\xff\xd8")
-    with pytest.raises(In9Error, match="--image-format 'webp'"):
+    with pytest.raises(In9Error, match="image_format='webp'"):
         _small_export(tmp_path, "g", image_format="webp")
-    with pytest.raises(In9Error, match="--num-proc 0"):
+    with pytest.raises(In9Error, match="num_proc=0"):
         _small_export(tmp_path, "h", num_proc=0)
-    with pytest.raises(In9Error, match="--variants: unknown variant 'mixed'"):
+    with pytest.raises(In9Error, match="variants: unknown variant 'mixed'"):
         _small_export(tmp_path, "i", variants=["original", "mixed"])
 
 
@@ -219,6 +219,6 @@ def test_push_to_hub_uploads_the_finished_folder(tmp_path, monkeypatch):
         "my-org/in9" in (out / "eval.yaml").read_text()
         and 'load_dataset("my-org/in9"' in (out / "README.md").read_text()
     )
-    with pytest.raises(In9Error, match="--push-to-hub 'in9': give the dataset repository as ORG/NAME"):
+    with pytest.raises(In9Error, match="push_to_hub='in9': give the dataset repository as ORG/NAME"):
         _small_export(tmp_path, "q", push_to_hub="in9")
     assert not (tmp_path / "q").exists()

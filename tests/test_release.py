@@ -24,7 +24,7 @@ PER_CLASS = 2
 
 @pytest.fixture(scope="module")
 def fake_tarball(tmp_path_factory) -> Path:
-    return SyntheticSource(per_class=PER_CLASS, size=32, seed=7).write_release(
+    return SyntheticSource(per_class=PER_CLASS, size=32, scene_seed=7).write_release(
         tmp_path_factory.mktemp("fake_release"), tarball=True
     )
 
@@ -231,7 +231,7 @@ def test_no_such_data_dir_and_folder_without_release(tmp_path):
 def test_unknown_variant_name():
     with pytest.raises(In9Error, match="unknown variant 'mixed_random'"):
         In9(config_name="mixed_random", source="release")
-    with pytest.raises(In9Error, match="--variants: unknown variant 'mixed_random'"):
+    with pytest.raises(In9Error, match="variants: unknown variant 'mixed_random'"):
         export("release", "/nonexistent/in9", variants=["mixed_random"])
 
 

@@ -1,4 +1,4 @@
-"""The renderer (spec §3, §3.1): composite rule, variants, Only-BG-T tiling, seeded background draws."""
+"""The renderer: composite rule, variants, Only-BG-T tiling, seeded background draws."""
 
 from __future__ import annotations
 

@@ -18,10 +18,10 @@ def _bytes(scenes):
     return [(s.image_id, s.label, s.image.tobytes(), s.mask.tobytes(), s.bbox) for s in scenes]
 
 
-def test_same_seed_same_scenes_different_seed_different_scenes():
-    a = _bytes(SyntheticSource(per_class=2, size=32, seed=5).scenes("test"))
-    b = _bytes(SyntheticSource(per_class=2, size=32, seed=5).scenes("test"))
-    c = _bytes(SyntheticSource(per_class=2, size=32, seed=6).scenes("test"))
+def test_same_scene_seed_same_scenes_different_scene_seed_different_scenes():
+    a = _bytes(SyntheticSource(per_class=2, size=32, scene_seed=5).scenes("test"))
+    b = _bytes(SyntheticSource(per_class=2, size=32, scene_seed=5).scenes("test"))
+    c = _bytes(SyntheticSource(per_class=2, size=32, scene_seed=6).scenes("test"))
     assert a == b
     assert all(x[2] != y[2] for x, y in zip(a, c, strict=True))
 
@@ -37,7 +37,7 @@ def test_scenes_sorted_by_label_and_id_with_imagenet_like_stems():
 
 
 def test_random_access_equals_iteration():
-    source = SyntheticSource(per_class=2, size=32, seed=1)
+    source = SyntheticSource(per_class=2, size=32, scene_seed=1)
     for scene in source.scenes("train"):
         again = source.scene("train", scene.image_id)
         assert np.array_equal(again.image, scene.image) and again.bbox == scene.bbox
@@ -99,7 +99,7 @@ def test_unknown_split_and_foreign_id_are_errors():
         source.labels("train")
     with pytest.raises(In9Error, match="not a synthetic image id"):
         source.scene("test", "n01440764_00001")
-    with pytest.raises(In9Error, match="data-dir"):
+    with pytest.raises(In9Error, match="data_dir='/somewhere': the synthetic source reads no data"):
         type(source).resolve_kwargs("/somewhere", {}, None)
 
 
@@ -136,6 +136,19 @@ def test_write_release_tarball_and_refuses_to_overwrite(tmp_path):
         names = tar.getnames()
     assert "bg_challenge/only_bg_t/val/06_musical instrument/n99000006_00001.JPEG" in names
     assert len([n for n in names if n.endswith((".JPEG", ".npy"))]) == 9 * 9 * 2
-    with pytest.raises(In9Error, match="already exists; pass --overwrite"):
+    with pytest.raises(In9Error, match="already exists; pass overwrite=True"):
         source.write_release(tmp_path, tarball=True)
     source.write_release(tmp_path, tarball=True, overwrite=True)
+
+
+def test_a_replacement_that_fails_midway_keeps_the_old_release(tmp_path, fail_renaming_into):
+    source = SyntheticSource(per_class=2, size=32, train_per_class=0)
+    source.write_release(tmp_path)
+    root = tmp_path / "bg_challenge"
+    before = {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    calls = fail_renaming_into(root)
+    with pytest.raises(OSError, match="disk gone"):
+        source.write_release(tmp_path, seed=1, overwrite=True)
+    assert calls, "the new folder was never renamed in"
+    assert {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bg_challenge"]  # no temporary folder left

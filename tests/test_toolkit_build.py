@@ -10,11 +10,13 @@ import pytest
 from PIL import Image
 
 from in9_builder.classes import CLASS_FOLDERS, IMAGE_VARIANTS, NUM_CLASSES
+from in9_builder.cli import main
 from in9_builder.errors import In9Error
+from in9_builder.release_layout import write_release_layout
 from in9_builder.sources import get_source
 from in9_builder.sources.imagenet import ImagenetSource
+from in9_builder.sources.synthetic import SyntheticSource
 from in9_builder.toolkit.balance import format_summary
-from in9_builder.toolkit.cli import main
 from in9_builder.toolkit.geometry import resize_crop
 from in9_builder.toolkit.shards import collect
 from tests.fixtures_toolkit import PER_CLASS
@@ -109,15 +111,12 @@ def test_in9l_keeps_every_image_of_the_mapped_classes(toolkit_tree, tmp_path):
         writer.root / "imagenet", boxes, work_dir=tmp_path, train_set="in9l", splits=("train",)
     )
     in9l = source.summary()["sets"]["in9l"]
-    assert in9l["candidates"] == NUM_CLASSES * (
-        PER_CLASS + 1
-    )  # boxed or not, all are in; the unmapped cat is not
+    # boxed or not, all are in; the unmapped cat is not
+    assert in9l["candidates"] == NUM_CLASSES * (PER_CLASS + 1)
     assert in9l["per_class"] == PER_CLASS + 1 and in9l["unmapped"] == 1
     scene = next(source.scenes("train"))
     assert scene.bbox is None and scene.image.shape == (224, 224, 3)
-    assert not (tmp_path / "index-").exists() and not any(
-        tmp_path.glob("index-*/chunk-*")
-    )  # nothing segmented
+    assert not any(tmp_path.glob("index-*/chunk-*"))  # nothing segmented
 
 
 # --- bad input
@@ -202,9 +201,23 @@ def test_release_layout_of_in9l(toolkit_tree, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["in9l", "toolkit_summary.json"]
 
 
-def main_release(source: ImagenetSource, out):
-    from in9_builder.toolkit.release import write_release_layout
+def test_a_release_layout_replacement_that_fails_midway_keeps_the_old_one(tmp_path, fail_renaming_into):
+    source = SyntheticSource(per_class=2, size=32, train_per_class=2)  # any source: no GrabCut needed here
+    out = write_release_layout(source, tmp_path / "release", seed=0)
+    before = _files(out)
+    failed = fail_renaming_into(out)
+    with pytest.raises(OSError, match="disk gone"):
+        write_release_layout(source, out, seed=1, overwrite=True)
+    assert failed, "the new folder was never renamed in"
+    assert _files(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["release"]  # no temporary folder left
 
+
+def _files(root):
+    return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def main_release(source: ImagenetSource, out):
     return write_release_layout(source, out, seed=0)
 
 

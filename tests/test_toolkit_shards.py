@@ -6,17 +6,18 @@ from pathlib import Path
 
 import pytest
 
+from in9_builder import release_layout
+from in9_builder.cli import main
 from in9_builder.errors import In9Error
+from in9_builder.release_layout import write_release_layout
 from in9_builder.sources.imagenet import ImagenetSource
-from in9_builder.toolkit import release, shards
-from in9_builder.toolkit.cli import main
-from in9_builder.toolkit.release import write_release_layout
+from in9_builder.toolkit import shards
 
 
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch):
     monkeypatch.setattr(shards, "CHUNK_SIZE", 8)  # the 71-image tree -> 9 chunks, so 3 shards get 3 each
-    monkeypatch.setattr(release, "BATCH", 4)  # several batches per split for the release writer's workers
+    monkeypatch.setattr(release_layout, "BATCH", 4)  # several batches per split for the writer's workers
 
 
 def _files(root: Path) -> dict[str, bytes]:

@@ -8,20 +8,18 @@ import pytest
 from in9_builder.errors import In9Error
 from in9_builder.toolkit.balance import balance
 from in9_builder.toolkit.boxes import Annotation, open_boxes, read_loc_csv, read_voc_xml
+from in9_builder.toolkit.fake_tree import voc_xml
 from in9_builder.toolkit.filters import check_annotation, check_geometry, check_size, clip_box
 from in9_builder.toolkit.geometry import box_through_crop, crop_offsets, resize_crop, resized_size
 from in9_builder.toolkit.segment import grabcut_mask
-from tests.fixtures_toolkit import voc_xml
 
 
 def test_resize_and_crop_follow_torchvision_rules():
     assert resized_size(500, 375) == (341, 256)  # int(256 * 500 / 375) = 341 (truncated)
     assert resized_size(375, 500) == (256, 341)
     assert resized_size(64, 64) == (256, 256)
-    assert crop_offsets(341, 256) == (
-        58,
-        16,
-    )  # round(58.5) = 58: Python rounds half to even, like torchvision
+    # round(58.5) = 58: Python rounds half to even, like torchvision
+    assert crop_offsets(341, 256) == (58, 16)
     assert crop_offsets(257, 257) == (16, 16)  # round(16.5) = 16
     assert resize_crop(np.zeros((375, 500, 3), np.uint8)).shape == (224, 224, 3)
 
@@ -103,7 +101,7 @@ def test_loc_csv_reader_and_errors(tmp_path):
 
 
 def test_open_boxes_errors(tmp_path):
-    with pytest.raises(In9Error, match="--boxes .*no such file or folder"):
+    with pytest.raises(In9Error, match="boxes=.*no such file or folder"):
         open_boxes(tmp_path / "missing", "val")
     with pytest.raises(In9Error, match="neither LOC_val_solution.csv nor a folder val/"):
         open_boxes(tmp_path, "val")
@@ -138,5 +136,6 @@ def test_balance_is_seeded_and_sorted():
     assert balance(ids, seed=0, split="train") == first
     assert balance(ids, seed=1, split="train")[0] != first[0]
     assert [len(k) for k in balance(ids, seed=0, split="train", per_class=2)] == [2, 2, 2]
-    with pytest.raises(In9Error, match="--per-class-train 5: class 'bird' has only 4"):
-        balance(ids, seed=0, split="train", per_class=5, flag="--per-class-train")
+    with pytest.raises(In9Error, match="per_class_train=5: class 'bird' has only 4") as caught:
+        balance(ids, seed=0, split="train", per_class=5, argument="per_class_train")
+    assert caught.value.for_cli({"per_class_train": "--per-class-train"}).startswith("--per-class-train 5:")

@@ -51,7 +51,7 @@ class DemoSettings:
 def _source_kwargs(args: DemoSettings, split: str) -> dict:
     counts = {"per_class": args.per_class, "train_per_class": 0} if split == "test" else {
         "per_class": 2, "train_per_class": args.train_per_class}  # per_class 2: the smallest valid test split
-    return {**counts, "size": args.size, "seed": args.seed, "bg_correlation": args.bg_correlation,
+    return {**counts, "size": args.size, "scene_seed": args.seed, "bg_correlation": args.bg_correlation,
             "fg_hue_correlation": args.fg_hue_correlation}
 
 

@@ -1,4 +1,4 @@
-"""Sources of IN-9 scenes (spec §3.2) and their registry.
+"""Sources of IN-9 scenes and their registry.
 
 A source is any object with:
   name: str; has_bboxes: bool; has_official_files: bool
@@ -31,7 +31,8 @@ from ..scene import Scene
 # no bounding boxes, so only_bg_b / only_bg_t cannot be re-rendered, and original / fg_mask are the inputs.
 OFFICIAL_WHEN_SEEDED: tuple[str, ...] = ("original", "only_bg_b", "only_bg_t", "fg_mask")
 
-# name -> "module:attribute" of the source class, imported lazily (the toolkit needs OpenCV).
+# name -> "module:attribute" of the source class, imported on first use (a source's module is loaded only when
+# it is asked for, and plug-ins register the same way).
 _REGISTRY: dict[str, str] = {
     "synthetic": "in9_builder.sources.synthetic:SyntheticSource",
     "release": "in9_builder.sources.release:ReleaseSource",

@@ -1,4 +1,4 @@
-"""The ``imagenet`` source: the paper's toolkit (spec §4) as scenes for the renderer and the export.
+"""The ``imagenet`` source: the paper's toolkit (its App. A) as scenes for the renderer and the export.
 
 ImageNet ``val/`` becomes the ``test`` split, ImageNet ``train/`` the ``train`` split: IN-9's training set
 (``train_set="in9"``: the same filters and GrabCut as the test set) or IN-9L (``train_set="in9l"``: every
@@ -41,9 +41,10 @@ class ImagenetSource:
     """IN-9 scenes from an ImageNet tree and its bounding boxes.
 
     data_dir: the ImageNet root (``train/``, ``val/``); boxes: the folder with ``LOC_*_solution.csv`` or the
-    VOC XML folders; work_dir: where the per-chunk segmentation results go (default: the user cache); seed:
-    the class-balancing draw; per_class_test / per_class_train: images kept per class (default: the smallest
-    class); merge: work folders of finished shards to merge instead of segmenting here.
+    VOC XML folders; work_dir: where the per-chunk segmentation results go (default: the user cache);
+    balance_seed: the class-balancing draw (the mixed backgrounds have the builder's own ``seed``);
+    per_class_test / per_class_train: images kept per class (default: the smallest class); merge: work
+    folders of finished shards to merge instead of segmenting here.
     """
 
     name = "imagenet"
@@ -56,7 +57,7 @@ class ImagenetSource:
         boxes: str | Path | None = None,
         *,
         work_dir: str | Path | None = None,
-        seed: int = 0,
+        balance_seed: int = 0,
         per_class_test: int | None = None,
         per_class_train: int | None = None,
         train_set: str = "in9",
@@ -66,25 +67,27 @@ class ImagenetSource:
         progress: bool = False,
     ) -> None:
         if data_dir is None:
-            raise In9Error("the imagenet source needs the ImageNet folder: pass --imagenet DIR (data_dir)")
+            raise In9Error(
+                "data_dir=None: the imagenet source needs the ImageNet root folder (holding train/ and val/)",
+                argument="data_dir",
+            )
         if boxes is None:
             raise In9Error(
-                "the imagenet source needs bounding boxes: pass --boxes (the folder with "
-                "LOC_*_solution.csv or the VOC XML folders train/ and val/)"
+                "boxes=None: the imagenet source needs the bounding boxes (the folder with "
+                "LOC_*_solution.csv or the VOC XML folders train/ and val/)",
+                argument="boxes",
             )
         if train_set not in TRAIN_SETS:
-            raise In9Error(f"train_set {train_set!r}: choose one of {', '.join(TRAIN_SETS)}")
+            raise In9Error(
+                f"train_set={train_set!r}: choose one of {', '.join(TRAIN_SETS)}", argument="train_set"
+            )
         unknown = set(splits) - {"test", "train"}
         if unknown or not splits:
-            raise In9Error(f"splits {list(splits)}: choose among 'test' and 'train'")
+            raise In9Error(f"splits={list(splits)}: choose among 'test' and 'train'", argument="splits")
         self.imagenet, self.boxes = Path(data_dir), Path(boxes)
         self.work_dir = Path(work_dir) if work_dir else default_work_dir(self.imagenet, self.boxes)
-        self.seed, self.train_set, self.num_proc, self.progress = (
-            int(seed),
-            train_set,
-            int(num_proc),
-            progress,
-        )
+        self.balance_seed, self.train_set = int(balance_seed), train_set
+        self.num_proc, self.progress = int(num_proc), progress
         self.per_class = {"test": per_class_test, "train": per_class_train}
         self._splits = tuple(s for s in ("test", "train") if s in splits)
         # merge=[]: merge the shards found in work_dir.
@@ -120,7 +123,7 @@ class ImagenetSource:
             str(self.imagenet.resolve()),
             str(self.boxes.resolve()),
             str(self.work_dir.resolve()),
-            self.seed,
+            self.balance_seed,
             self.per_class["test"],
             self.per_class["train"],
             self.train_set,
@@ -155,9 +158,12 @@ class ImagenetSource:
             by_class: list[list[str]] = [[] for _ in range(NUM_CLASSES)]
             for record in accepted:
                 by_class[record.label].append(record.image_id)
-            flag = f"--per-class-{split}"
             kept_ids = balance(
-                by_class, seed=self.seed, split=split, per_class=self.per_class[split], flag=flag
+                by_class,
+                seed=self.balance_seed,
+                split=split,
+                per_class=self.per_class[split],
+                argument=f"per_class_{split}",
             )
             kept[split] = {i: records[i] for ids in kept_ids for i in ids}
             name = "in9l" if split == "train" and self.train_set == "in9l" else split
@@ -175,7 +181,11 @@ class ImagenetSource:
                 "kept": sum(map(len, kept_ids)),
             }
         self._kept = kept
-        self._summary = {"index_fingerprint": index.fingerprint, "seed": self.seed, "sets": sets}
+        self._summary = {
+            "index_fingerprint": index.fingerprint,
+            "balance_seed": self.balance_seed,
+            "sets": sets,
+        }
         _PREPARED[self._memo_key()] = (self._kept, self._summary)
 
     def summary(self) -> dict:
@@ -187,12 +197,12 @@ class ImagenetSource:
 
     def params(self) -> dict:
         """What determines the data; GrabCut's masks may change with the OpenCV version, so it is recorded."""
-        import cv2
+        import cv2  # the toolkit's optional dependency, only needed once segmentation has run
 
         return {
             "opencv": cv2.__version__,
             "train_set": self.train_set,
-            "seed": self.seed,
+            "balance_seed": self.balance_seed,
             "per_class_test": self.per_class["test"],
             "per_class_train": self.per_class["train"],
             "boxes": self.boxes.name,

@@ -1,4 +1,4 @@
-"""The release source: the original test tarball ``backgrounds_challenge_data.tar.gz`` (spec §3.2).
+"""The release source: the original test tarball ``backgrounds_challenge_data.tar.gz``.
 
 Given as a URL (the default; downloaded by the datasets download manager and cached), a local ``.tar.gz`` or
 an extracted folder. Layout: ``bg_challenge/<variant>/val/<NN_name>/<stem>.JPEG``, masks
@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-import shutil
 import tarfile
 import zlib
 from collections.abc import Iterator
@@ -19,9 +18,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import datasets
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
+from ..atomic import replace_folder
 from ..classes import CLASS_FOLDERS, CONFIGS, MIXED_VARIANTS, NUM_CLASSES, mapped_wnids
+from ..encode import encode_mask
 from ..errors import In9Error
 from ..scene import Scene
 
@@ -63,29 +66,23 @@ def extract_tarball(tarball: Path, cache_root: Path) -> Path:
     target = cache_root / "in9_release" / key
     if (target / ".complete").is_file():
         return target
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    try:
-        with tarfile.open(tarball, "r:*") as archive:
-            _safe_extract(archive, partial)
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise In9Error(
-            f"{tarball}: cannot read the tarball ({err.__class__.__name__}: {err}); "
-            "it is truncated or corrupt, download it again"
-        ) from None
-    (partial / ".complete").touch()
-    shutil.rmtree(target, ignore_errors=True)
-    partial.rename(target)
+    # An incomplete folder (no .complete marker) is replaced; a failure leaves no partial folder behind.
+    with replace_folder(target) as staging:
+        try:
+            with tarfile.open(tarball, "r:*") as archive:
+                _safe_extract(archive, staging)
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
+            raise In9Error(
+                f"{tarball}: cannot read the tarball ({err.__class__.__name__}: {err}); "
+                "it is truncated or corrupt, download it again"
+            ) from None
+        (staging / ".complete").touch()
     return target
 
 
 def _cache_root(dl_manager) -> Path:
     cache_dir = getattr(getattr(dl_manager, "download_config", None), "cache_dir", None)
     if cache_dir is None:
-        import datasets
-
         cache_dir = datasets.config.DOWNLOADED_DATASETS_PATH
     return Path(cache_dir)
 
@@ -95,23 +92,23 @@ def locate_release(location: str | Path | None, dl_manager=None) -> Path:
     location = RELEASE_URL if location is None else str(location)
     if _is_url(location):
         if dl_manager is None:
-            import datasets
-
             dl_manager = datasets.DownloadManager(dataset_name="in9")
         try:
             downloaded = Path(dl_manager.download(location))
         except Exception as err:  # network errors come in many types; all mean the same to the user
             raise In9Error(
                 f"cannot download the release from {location} ({err.__class__.__name__}); "
-                "check the network or pass --data-dir with a local backgrounds_challenge_data.tar.gz "
-                "or its extracted folder"
+                "check the network or give `data_dir` a local backgrounds_challenge_data.tar.gz "
+                "or its extracted folder",
+                argument="data_dir",
             ) from None
         folder = extract_tarball(downloaded, _cache_root(dl_manager))
     else:
         path = Path(location).expanduser()
         if not path.exists():
             raise In9Error(
-                f"--data-dir {path}: no such file or folder; pass the release tarball or its folder"
+                f"data_dir={path}: no such file or folder; pass the release tarball or its folder",
+                argument="data_dir",
             )
         folder = extract_tarball(path, _cache_root(dl_manager)) if path.is_file() else path
     for candidate in (folder / "bg_challenge", folder):
@@ -225,8 +222,6 @@ class ReleaseSource:
     @staticmethod
     def _read_image(path: Path) -> tuple[bytes, np.ndarray]:
         """The file's bytes and its decoded RGB pixels; a corrupt or truncated file is a clear error."""
-        from PIL import Image, UnidentifiedImageError
-
         data = path.read_bytes()
         try:
             with Image.open(io.BytesIO(data)) as image:
@@ -310,8 +305,6 @@ class ReleaseSource:
                 image_path = self._listing("original")[stem][1]
                 data, pixels = self._read_image(image_path)
                 mask = self._read_mask(path, pixels.shape[:2], image_path)
-                from ..builder import encode_mask
-
                 yield {
                     "image": {"bytes": data, "path": image_path.name},
                     "mask": encode_mask(mask),

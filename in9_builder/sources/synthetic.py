@@ -1,12 +1,13 @@
-"""The synthetic source: procedural IN-9-like scenes, no download (spec §3.2).
+"""The synthetic source: procedural IN-9-like scenes, no download.
 
 Each class has its own foreground *shape* (random colour, position, scale and rotation, so the outline is
 the only foreground cue) and its own background *texture family and palette*. With probability
 ``bg_correlation`` a scene's background comes from its own class's family, otherwise from a uniformly drawn
 other class: backgrounds are a strong, easy cue, which lets the offline demo reproduce the paper's finding.
 
-Every scene is a pure function of (seed, split, label, index), so any scene can be regenerated on demand (the
-mixed variants use that to fetch backgrounds without holding the set in memory).
+Every scene is a pure function of (scene_seed, split, label, index), so any scene can be regenerated on demand
+(the mixed variants use that to fetch backgrounds without holding the set in memory). ``scene_seed`` fixes the
+scenes only; the background draws of the mixed variants have their own ``seed`` (the builder's and export's).
 """
 
 from __future__ import annotations
@@ -15,21 +16,16 @@ import colorsys
 import functools
 import math
 import re
-import shutil
-import tarfile
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from ..classes import CLASS_FOLDERS, IMAGE_VARIANTS, MIXED_VARIANTS, NUM_CLASSES
+from ..classes import NUM_CLASSES
 from ..errors import In9Error
-from ..render import draw_backgrounds, render_variant
+from ..release_layout import JPEG_QUALITY, write_test_release
 from ..scene import Scene
 
-SPLITS = ("test", "train")
-RELEASE_TARBALL = "backgrounds_challenge_data.tar.gz"  # the name of the real download
 # Fake ImageNet-style WordNet ids, one per class, so that ids look like real stems (n99000003_00012).
 FAKE_WNIDS: tuple[str, ...] = tuple(f"n{99_000_000 + c:08d}" for c in range(NUM_CLASSES))
 _TRAIN_INDEX_OFFSET = 50_000  # train stems never collide with test stems
@@ -167,7 +163,7 @@ def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
 
 
 class SyntheticSource:
-    """Procedural scenes for every class, deterministic in ``seed``.
+    """Procedural scenes for every class, deterministic in ``scene_seed``.
 
     per_class: test scenes per class (the release has 450); train_per_class: train scenes per class (None =
     the same as per_class, 0 = no train split); size: square image side; bg_correlation: probability that a
@@ -183,38 +179,42 @@ class SyntheticSource:
         self,
         per_class: int = 450,
         size: int = 224,
-        seed: int = 0,
+        scene_seed: int = 0,
         bg_correlation: float = 0.9,
         train_per_class: int | None = None,
         fg_hue_correlation: float = 0.0,
     ) -> None:
         if per_class < 2:
             raise In9Error(
-                f"synthetic source: per_class={per_class}; use at least 2 (mixed_same needs two per class)"
+                f"per_class={per_class}: the synthetic source needs at least 2 "
+                "(mixed_same needs two of each class)",
+                argument="per_class",
             )
         if size < 16:
-            raise In9Error(f"synthetic source: size={size}; use at least 16 pixels")
-        if not 0.0 <= bg_correlation <= 1.0:
-            raise In9Error(f"synthetic source: bg_correlation={bg_correlation} must be between 0 and 1")
+            raise In9Error(f"size={size}: the synthetic source needs at least 16 pixels", argument="size")
+        for name, value in (("bg_correlation", bg_correlation), ("fg_hue_correlation", fg_hue_correlation)):
+            if not 0.0 <= value <= 1.0:
+                raise In9Error(f"{name}={value}: must be between 0 and 1 (a probability)", argument=name)
+        if train_per_class is not None and (train_per_class < 0 or train_per_class == 1):
+            raise In9Error(
+                f"train_per_class={train_per_class}: use 0 (no train split) or 2 or more",
+                argument="train_per_class",
+            )
         self.per_class = int(per_class)
         self.size = int(size)
-        self.seed = int(seed)
+        self.scene_seed = int(scene_seed)
         self.bg_correlation = float(bg_correlation)
-        if not 0.0 <= fg_hue_correlation <= 1.0:
-            raise In9Error(
-                f"synthetic source: fg_hue_correlation={fg_hue_correlation} must be between 0 and 1"
-            )
         self.fg_hue_correlation = float(fg_hue_correlation)
         self.train_per_class = self.per_class if train_per_class is None else int(train_per_class)
-        if self.train_per_class < 0 or self.train_per_class == 1:
-            raise In9Error(
-                f"synthetic source: train_per_class={train_per_class}; use 0 (no train split) or >= 2"
-            )
 
     @classmethod
     def resolve_kwargs(cls, data_dir, source_kwargs: dict, dl_manager=None) -> dict:
         if data_dir is not None:
-            raise In9Error("the synthetic source reads no data: drop --data-dir (or use --source release)")
+            raise In9Error(
+                f"data_dir={str(data_dir)!r}: the synthetic source reads no data; drop `data_dir` "
+                "(or use the release source)",
+                argument="data_dir",
+            )
         return dict(source_kwargs)
 
     def params(self) -> dict:
@@ -223,7 +223,7 @@ class SyntheticSource:
             "per_class": self.per_class,
             "train_per_class": self.train_per_class,
             "size": self.size,
-            "seed": self.seed,
+            "scene_seed": self.scene_seed,
             "bg_correlation": self.bg_correlation,
             "fg_hue_correlation": self.fg_hue_correlation,
         }
@@ -242,7 +242,7 @@ class SyntheticSource:
         return {synthetic_image_id(c, i, split): c for c in range(NUM_CLASSES) for i in range(count)}
 
     def scene(self, split: str, image_id: str) -> Scene:
-        """Scene ``image_id`` of ``split``, regenerated from (seed, split, label, index)."""
+        """Scene ``image_id`` of ``split``, regenerated from (scene_seed, split, label, index)."""
         label, index = _parse_image_id(image_id)
         if index >= self._count(split):
             raise In9Error(f"{image_id} is not in the {split} split of this synthetic source")
@@ -257,7 +257,9 @@ class SyntheticSource:
 
     def _make_scene(self, split: str, label: int, index: int) -> Scene:
         rng = np.random.Generator(
-            np.random.PCG64(np.random.SeedSequence([self.seed, _SPLIT_CODES[split], label, index, 0x1A9]))
+            np.random.PCG64(
+                np.random.SeedSequence([self.scene_seed, _SPLIT_CODES[split], label, index, 0x1A9])
+            )
         )
         if rng.random() < self.bg_correlation:
             family = label
@@ -284,53 +286,19 @@ class SyntheticSource:
     # --- the fake release ---------------------------------------------------------------------------------
 
     def write_release(
-        self, out: str | Path, *, tarball: bool = False, quality: int = 95, overwrite: bool = False
+        self,
+        out: str | Path,
+        *,
+        seed: int = 0,
+        tarball: bool = False,
+        quality: int = JPEG_QUALITY,
+        overwrite: bool = False,
     ) -> Path:
-        """Write the test split in the exact layout of the original release, rendered with this source's seed.
+        """The test split in the exact layout of the original release (``seed`` draws the mixed backgrounds).
 
         ``out/bg_challenge/<variant>/val/<NN_name>/<stem>.JPEG`` for the 8 variants (mixed files named
-        ``fg_<stem>_bg_<stem>.JPEG``), masks as ``fg_mask/val/<NN_name>/<stem>.npy``. With ``tarball`` the
-        folder is packed into ``out/backgrounds_challenge_data.tar.gz`` instead, like the real download.
-        Atomic: written into a hidden folder in ``out``, renamed into place when complete. Returns the folder
-        that holds ``bg_challenge`` or the tarball path.
+        ``fg_<stem>_bg_<stem>.JPEG``), masks as ``fg_mask/val/<NN_name>/<stem>.npy``; with ``tarball``,
+        ``out/backgrounds_challenge_data.tar.gz`` instead, like the real download. Replaced atomically.
+        Returns ``out`` (the folder that holds ``bg_challenge``) or the tarball path.
         """
-        out = Path(out)
-        target = out / (RELEASE_TARBALL if tarball else "bg_challenge")
-        if target.exists() and not overwrite:
-            raise In9Error(f"{target} already exists; pass --overwrite to replace it or choose another --out")
-        out.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".in9-release.partial-", dir=out))
-        try:
-            self._write_release_tree(staging / "bg_challenge", quality)
-            if tarball:
-                with tarfile.open(staging / RELEASE_TARBALL, "w:gz") as tar:
-                    tar.add(staging / "bg_challenge", arcname="bg_challenge")
-            if target.exists():
-                shutil.rmtree(target) if target.is_dir() else target.unlink()
-            (staging / target.name).rename(target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return target if tarball else out
-
-    def _write_release_tree(self, root: Path, quality: int) -> None:
-        from PIL import Image
-
-        labels = self.labels("test")
-        pairings = {v: draw_backgrounds(self.seed, labels, v) for v in MIXED_VARIANTS}
-        for variant in (*IMAGE_VARIANTS, "fg_mask"):
-            for folder in CLASS_FOLDERS:
-                (root / variant / "val" / folder).mkdir(parents=True, exist_ok=True)
-        for scene in self.scenes("test"):
-            folder = CLASS_FOLDERS[scene.label]
-            np.save(root / "fg_mask" / "val" / folder / f"{scene.image_id}.npy", scene.mask)
-            for variant in IMAGE_VARIANTS:
-                if variant in MIXED_VARIANTS:
-                    bg_id = pairings[variant][scene.image_id]
-                    pixels = render_variant(variant, scene, self.scene("test", bg_id))
-                    stem = f"fg_{scene.image_id}_bg_{bg_id}"
-                else:
-                    pixels = render_variant(variant, scene)
-                    stem = scene.image_id
-                Image.fromarray(pixels).save(
-                    root / variant / "val" / folder / f"{stem}.JPEG", quality=quality
-                )
+        return write_test_release(self, out, seed=seed, tarball=tarball, overwrite=overwrite, quality=quality)

@@ -18,7 +18,7 @@ def balance(
     seed: int,
     split: str,
     per_class: int | None = None,
-    flag: str = "--per-class",
+    argument: str = "per_class",
 ) -> list[list[str]]:
     """Keep ``per_class`` (default: the smallest class's count) ids of every class, drawn by a seeded
     permutation.
@@ -31,8 +31,10 @@ def balance(
     elif per_class > smallest:
         worst = int(np.argmin([len(ids) for ids in ids_by_class]))
         raise In9Error(
-            f"{flag} {per_class}: class {CLASS_NAMES[worst]!r} has only {smallest} usable {split} images; "
-            f"pass at most {smallest} or leave {flag} out to balance down to the smallest class"
+            f"{argument}={per_class}: class {CLASS_NAMES[worst]!r} has only {smallest} usable {split} "
+            "images; "
+            f"pass at most {smallest} or leave `{argument}` out to balance down to the smallest class",
+            argument=argument,
         )
     kept = []
     for label, ids in enumerate(ids_by_class):

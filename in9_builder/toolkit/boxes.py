@@ -1,7 +1,7 @@
 """Bounding boxes as ImageNet ships them: one PASCAL VOC XML per image, or the Kaggle
 ``LOC_<split>_solution.csv``.
 
-``--boxes DIR`` is a folder that holds, per split, either ``LOC_<split>_solution.csv`` or a folder
+``boxes`` (``--boxes DIR``) is a folder that holds, per split, either ``LOC_<split>_solution.csv`` or a folder
 ``<split>/`` of XML files (flat, or one sub-folder per wnid, as in ``ILSVRC/Annotations/CLS-LOC``). Images
 are matched to their annotation by file stem (``n01440764_10026``, ``ILSVRC2012_val_00000293``).
 """
@@ -130,26 +130,29 @@ def _xml_files(folder: Path) -> dict[str, str]:
 
 
 def open_boxes(boxes: str | Path, split: str) -> BoxIndex:
-    """The box index of ImageNet split ``split`` ("train" or "val") under ``--boxes``."""
+    """The box index of ImageNet split ``split`` ("train" or "val") under ``boxes``."""
     root = Path(boxes)
     if not root.exists():
         raise In9Error(
-            f"--boxes {root}: no such file or folder; pass the folder holding LOC_{split}_solution.csv "
-            f"or the VOC XML folder {split}/"
+            f"boxes={root}: no such file or folder; pass the folder holding LOC_{split}_solution.csv "
+            f"or the VOC XML folder {split}/",
+            argument="boxes",
         )
     csv_path = root if root.is_file() else root / f"LOC_{split}_solution.csv"
     if root.is_file() and root.name != f"LOC_{split}_solution.csv":
         raise In9Error(
-            f"--boxes {root}: a file must be named LOC_{split}_solution.csv; "
-            "pass the folder that holds LOC_train_solution.csv and LOC_val_solution.csv"
+            f"boxes={root}: a file must be named LOC_{split}_solution.csv; "
+            "pass the folder that holds LOC_train_solution.csv and LOC_val_solution.csv",
+            argument="boxes",
         )
     if csv_path.is_file():
         return BoxIndex(str(csv_path), dict(read_loc_csv(csv_path)))
     xml_dir = root / split
     if not xml_dir.is_dir():
         raise In9Error(
-            f"--boxes {root}: found neither LOC_{split}_solution.csv nor a folder {split}/ of VOC XML "
-            "files; pass the folder that holds the ImageNet bounding boxes"
+            f"boxes={root}: found neither LOC_{split}_solution.csv nor a folder {split}/ of VOC XML "
+            "files; pass the folder that holds the ImageNet bounding boxes",
+            argument="boxes",
         )
     return BoxIndex(str(xml_dir), dict(_xml_files(xml_dir)))
 

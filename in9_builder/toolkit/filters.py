@@ -1,4 +1,4 @@
-"""The per-image filters of spec §4 / the authors' script, each rejection with a named reason.
+"""The per-image filters of the paper's App. A and the authors' script, each rejection with a named reason.
 
 The checks run cheapest first, so an image is opened only when its annotation passes, and decoded and
 segmented only when its box survives the crop geometry.

@@ -45,7 +45,7 @@ def crop_image(path: Path) -> np.ndarray:
 
 
 def process_record(root: Path, record: Record) -> dict:
-    """Run every filter of §4 and GrabCut on one image. Returns a plain dict (pickled into the chunk file)."""
+    """Every filter of App. A and GrabCut on one image: a plain dict (pickled into the chunk file)."""
     outcome: dict = {"image_id": record.image_id, "reason": None, "bbox": None, "mask": None, "tries": 0}
     annotation = load_annotation(record.annotation)
     outcome["reason"], bbox = check_annotation(annotation)

@@ -1,4 +1,4 @@
-"""Deterministic OpenCV GrabCut, as in the authors' script (spec §4).
+"""Deterministic OpenCV GrabCut, as in the authors' script.
 
 Rect initialisation with the box, 5 iterations, foreground = definite or probable foreground, a try fails
 when it raises or when the foreground covers under 10 % of the box, up to 10 tries. GrabCut's GMM
@@ -13,6 +13,7 @@ import zlib
 
 import numpy as np
 
+from ..errors import In9Error
 from ..scene import BBox
 
 ITERATIONS = 5
@@ -22,10 +23,8 @@ MIN_MASK_FRACTION = 0.1
 
 def _cv2():
     try:
-        import cv2
+        import cv2  # the toolkit's optional dependency (the [toolkit] extra)
     except ImportError:
-        from ..errors import In9Error
-
         raise In9Error(
             "the toolkit needs OpenCV: pip install 'in9-bench[toolkit]' (opencv-python-headless)"
         ) from None

@@ -1,22 +1,25 @@
 """Chunked, resumable, shardable processing of the index, and the merge of the shards' chunks.
 
 The sorted index is cut into fixed chunks of ``CHUNK_SIZE`` images; shard ``i`` of ``K`` owns the chunks whose
-number is ``i`` mod ``K``. Each chunk's outcomes go into one file, written atomically (temp file, then
-rename), so a killed build resumes at the first missing chunk, and any set of shards merges into exactly
-what one machine would have produced: a chunk file is a pure function of its images.
+number is ``i`` mod ``K``. Each chunk's outcomes go into one file, written atomically
+(``in9_builder.atomic``), so a killed build resumes at the first missing chunk, and any set of shards merges
+into exactly what one machine would have produced: a chunk file is a pure function of its images.
 """
 
 from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import pickle
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
+from ..atomic import atomic_write_bytes, atomic_write_text
 from ..errors import In9Error
+from .process import process_record
 from .tree import Index, Record
 
 CHUNK_SIZE = 64
@@ -29,11 +32,11 @@ def num_chunks(index: Index) -> int:
 def shard_chunks(total: int, num_shards: int, shard_index: int) -> list[int]:
     """The chunk numbers shard ``shard_index`` of ``num_shards`` owns."""
     if num_shards < 1:
-        raise In9Error(f"--num-shards {num_shards}: must be at least 1")
+        raise In9Error(f"num_shards={num_shards}: must be at least 1", argument="num_shards")
     if not 0 <= shard_index < num_shards:
         raise In9Error(
-            f"--shard-index {shard_index}: must be between 0 and {num_shards - 1} "
-            f"for --num-shards {num_shards}"
+            f"shard_index={shard_index}: must be between 0 and {num_shards - 1} ({num_shards} shards)",
+            argument="shard_index",
         )
     return list(range(shard_index, total, num_shards))
 
@@ -47,25 +50,17 @@ def chunk_path(folder: Path, chunk: int) -> Path:
     return folder / f"chunk-{chunk:06d}.pkl"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _init_worker() -> None:
-    import cv2
+    import cv2  # the toolkit's optional dependency; only workers that segment need it
 
     cv2.setNumThreads(1)  # one core per process; the processes are the parallelism
 
 
 def _run_chunk(task: tuple[str, str, int, list[Record], str]) -> int:
-    from .process import process_record
-
     root, fingerprint, chunk, records, path = task
     outcomes = [process_record(Path(root), r) for r in records]
     payload = {"fingerprint": fingerprint, "chunk": chunk, "outcomes": outcomes}
-    _write_atomic(Path(path), pickle.dumps(payload, protocol=4))
+    atomic_write_bytes(path, pickle.dumps(payload, protocol=4))
     return len(records)
 
 
@@ -83,7 +78,7 @@ def run_shard(
     folder = chunk_folder(work_dir, index)
     folder.mkdir(parents=True, exist_ok=True)
     meta = {"fingerprint": index.fingerprint, "num_records": len(index.records), "chunk_size": CHUNK_SIZE}
-    _write_atomic(folder / "index.json", (json.dumps(meta, indent=1) + "\n").encode())
+    atomic_write_text(folder / "index.json", json.dumps(meta, indent=1) + "\n")
     todo = [
         c
         for c in shard_chunks(num_chunks(index), num_shards, shard_index)
@@ -116,8 +111,6 @@ def run_shard(
 
 
 def _progress(total: int, desc: str, enabled: bool):
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, desc=desc, unit="chunk", disable=not enabled, file=sys.stderr)
 
 
@@ -147,10 +140,10 @@ def collect(index: Index, work_dirs: Iterable[str | Path]) -> list[dict]:
         if len(missing) == num_chunks(index) and others:
             raise In9Error(
                 f"{', '.join(str(w) for w in work_dirs)} holds shards of another index ({others[0].name}): "
-                "run the shards and the merge with the same --imagenet, --boxes, --splits and --train-set"
+                "run the shards and the merge on the same ImageNet tree, boxes, splits and train set"
             )
         raise In9Error(
             f"{len(missing)} of {num_chunks(index)} chunks are not built yet (first: chunk {missing[0]}, "
-            f"in {', '.join(str(f) for f in folders)}); run every --shard-index before --merge"
+            f"in {', '.join(str(f) for f in folders)}); run every shard index before the merge"
         )
     return outcomes

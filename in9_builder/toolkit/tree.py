@@ -51,7 +51,7 @@ def _image_files(folder: Path) -> list[str]:
 def _image_id(split: str, wnid: str, stem: str) -> str:
     match = _VAL_STEM.match(stem)
     if split == "test" and match:
-        return f"{wnid}_{match.group(1)[-5:]}"  # the release's naming (original-repo-facts §1)
+        return f"{wnid}_{match.group(1)[-5:]}"  # the release's naming: wnid + last 5 digits of the val number
     return stem if stem.startswith(f"{wnid}_") else f"{wnid}_{stem}"
 
 
@@ -59,8 +59,9 @@ def _scan_split(root: Path, boxes: str | Path | None, split: str) -> tuple[list[
     folder = root / SPLIT_FOLDERS[split]
     if not folder.is_dir():
         raise In9Error(
-            f"--imagenet {root}: no folder {SPLIT_FOLDERS[split]}/ (expected ImageNet's "
-            f"{SPLIT_FOLDERS[split]}/<wnid>/*.JPEG); pass the ImageNet root folder"
+            f"imagenet={root}: no folder {SPLIT_FOLDERS[split]}/ (expected ImageNet's "
+            f"{SPLIT_FOLDERS[split]}/<wnid>/*.JPEG); pass the ImageNet root folder",
+            argument="imagenet",
         )
     box_index = open_boxes(boxes, SPLIT_FOLDERS[split]) if boxes is not None else None
     all_wnids, mapping = set(imagenet1k_wnids()), mapped_wnids()
@@ -133,7 +134,8 @@ def scan(
     root = Path(imagenet)
     if not root.is_dir():
         raise In9Error(
-            f"--imagenet {root}: no such folder; pass the ImageNet root (the one holding train/ and val/)"
+            f"imagenet={root}: no such folder; pass the ImageNet root (the one holding train/ and val/)",
+            argument="imagenet",
         )
     records: list[Record] = []
     unmapped: dict[str, int] = {}

@@ -1,4 +1,4 @@
-"""``in9-build toolkit``: IN-9 / IN-9L from an ImageNet tree (spec §4). Argument parsing and printing only.
+"""``in9-build toolkit``: IN-9 / IN-9L from an ImageNet tree (the paper's App. A). Parsing and printing only.
 
 One machine:     in9-build toolkit --imagenet DIR --boxes BOXES --out OUT [--layout release]
 A cluster array: in9-build toolkit ... --work-dir SHARED --num-shards K --shard-index $TASK_ID (each task)
@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 from ..classes import IMAGE_VARIANTS
-from ..errors import In9Error
+from ..errors import In9Error, flag_names
+from ..release_layout import write_release_layout
+from ..sources.imagenet import ImagenetSource
+from ..toolkit.balance import format_summary
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -62,14 +64,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--per-class-test", type=int, help="test images kept per class (default: smallest class)"
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="class balancing and background draws (default 0)"
+        "--seed", type=int, default=0, help="class balancing and the mixed background draws (default 0)"
     )
     parser.add_argument(
         "--image-format", choices=("png", "jpeg"), default="png", help="hub layout image format"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, flags=flag_names(parser))
     return parser
 
 
@@ -83,7 +85,7 @@ def _source_kwargs(args: argparse.Namespace) -> dict:
         "data_dir": str(args.imagenet),
         "boxes": str(args.boxes),
         "work_dir": args.work_dir,
-        "seed": args.seed,
+        "balance_seed": args.seed,
         "per_class_test": args.per_class_test,
         "per_class_train": args.per_class_train,
         "train_set": args.train_set,
@@ -94,9 +96,6 @@ def _source_kwargs(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..sources.imagenet import ImagenetSource
-    from .balance import format_summary
-
     kwargs = _source_kwargs(args)
     sharded = args.num_shards > 1 and args.merge is None
     if not sharded and not args.out:
@@ -117,8 +116,6 @@ def run(args: argparse.Namespace) -> int:
         else (tuple(v.strip() for v in args.variants.split(",")) if args.variants else None)
     )
     if args.layout == "release":
-        from .release import write_release_layout
-
         out = write_release_layout(
             source,
             args.out,
@@ -128,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
             num_proc=args.num_proc,
         )
     else:
-        from ..export import export
+        from ..export import export  # imports datasets: keep `in9-build --help` quick
 
         out = export(
             "imagenet",
@@ -142,19 +139,3 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"wrote {out}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run ``toolkit`` on its own (the package's ``in9-build`` dispatches to :func:`run`)."""
-    parser = argparse.ArgumentParser(prog="in9-build")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except In9Error as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
