@@ -151,5 +151,5 @@ def parse_variants(
     unknown = [v for v in names if v not in choices]
     if unknown or not names:
         what = f"unknown variant {unknown[0]!r}" if unknown else "no variant given"
-        raise In9Error(f"{argument}={variants!r}: {what}; choose from {', '.join(choices)}", argument=argument)
+        raise In9Error(f"{argument}: {what}; choose from {', '.join(choices)}", argument=argument)
     return [c for c in choices if c in names]

@@ -34,7 +34,7 @@ from hub_cards import (
 from . import __version__
 from .atomic import replace_folder
 from .builder import In9, edition_seed
-from .classes import CONFIGS
+from .classes import CONFIGS, parse_variants
 from .encode import check_image_format
 from .errors import In9Error
 from .fingerprint import parquet_fingerprint
@@ -43,23 +43,6 @@ from .sources import get_source, resolve_source_kwargs
 SCHEMA = "in9-export/1"
 SUMMARY_FILE = "in9_export.json"
 MAX_SHARD_SIZE = "500MB"
-
-
-def parse_variants(variants: Sequence[str] | str | None) -> list[str]:
-    """The configs to export, in the canonical order; ``None`` = all 9. Accepts ``"a,b"`` strings too."""
-    if variants is None:
-        return list(CONFIGS)
-    if isinstance(variants, str):
-        variants = [v for v in variants.split(",") if v.strip()]
-    names = [v.strip() for v in variants]
-    unknown = [v for v in names if v not in CONFIGS]
-    if unknown:
-        raise In9Error(
-            f"variants: unknown variant {unknown[0]!r}; choose from {', '.join(CONFIGS)}", argument="variants"
-        )
-    if not names:
-        raise In9Error("variants: no variant given; choose from " + ", ".join(CONFIGS), argument="variants")
-    return [c for c in CONFIGS if c in names]
 
 
 def _move_shards(config_dir: Path, split: str) -> list[str]:
@@ -162,7 +145,7 @@ def export(
     processes generate each config; the output does not depend on it.
     """
     out = Path(out).absolute()
-    configs = parse_variants(variants)
+    configs = parse_variants(variants, CONFIGS)
     check_image_format(image_format)
     if num_proc < 1:
         raise In9Error(f"num_proc={num_proc}: use 1 or more", argument="num_proc")

@@ -45,7 +45,7 @@ def test_cli_run_writes_outputs_and_prints_the_table(tiny_models, synthetic_expo
     ("args", "message"),
     [
         (["--model", "/no/such/model"], "error: --model '/no/such/model': not an existing local folder"),
-        (["--variants", "original,bogus"], "error: --variants 'original,bogus': unknown variant 'bogus'"),
+        (["--variants", "original,bogus"], "error: --variants: unknown variant 'bogus'"),
         (["--batch-size", "0"], "error: --batch-size 0: use 1 or more"),
         (["--limit", "0"], "error: --limit 0: use a positive number"),
         (["--label-map", "/no/map.json"], "error: --label-map /no/map.json: file not found"),
