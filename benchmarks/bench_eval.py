@@ -59,8 +59,8 @@ def make_export(work: Path, per_class: int, variants: list[str] | None, image_fo
 
 
 def save_model(folder: Path, tiny: bool) -> Path:
-    from in9_builder.classes import imagenet1k_names
     from evaluator.demo.train_tiny import save_random_tiny_resnet
+    from in9_builder.classes import imagenet1k_names
 
     if (folder / "config.json").is_file():
         return folder
@@ -164,9 +164,9 @@ def ratio_run(
     measure_untuned: bool = False,
 ) -> dict:
     """Median over ``rounds`` of (bare forward, pipeline) measured back to back: the machine's load drifts."""
-    from evaluator.runtime.cpu import tune_cpu_allocator
     from evaluator.data import open_data
     from evaluator.model.loading import load_model
+    from evaluator.runtime.cpu import tune_cpu_allocator
 
     loaded = load_model(str(model_dir))
     t0 = time.perf_counter()  # datasets converts parquet to its arrow cache once per dataset, like a download

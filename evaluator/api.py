@@ -1,4 +1,4 @@
-"""``evaluate(model, data, variants, config=None, **overrides) -> Results``: the Python API under ``in9-eval``.
+"""``evaluate(model, data, variants, config=None, **overrides) -> Results``: the API under ``in9-eval``.
 
 One call per stage: the choices (:class:`~evaluator.config.EvalConfig`), the accelerator, the model, the
 data, the variant predictions, their metrics, the challenge, the results (written if ``output_dir``).
@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from evaluator.cache import PredictionCache
+from evaluator.challenge.run import ChallengeResult, run_challenge
 from evaluator.config import EvalConfig
 from evaluator.data import DataSource, open_data
 from evaluator.forward import Forward
@@ -20,10 +21,10 @@ from evaluator.model.labels import LabelSpace
 from evaluator.model.loading import LoadedModel, load_model, wrap_module
 from evaluator.predict import predict_variants
 from evaluator.results import Results, from_predictions  # results.schema after the results/ package lands
-from evaluator.submission import write_submission  # results.submission after the merge
 from evaluator.runtime.accelerator import default_num_workers, make_accelerator
 from evaluator.runtime.cpu import allocator_state, tuned_process
 from evaluator.runtime.environment import environment
+from evaluator.submission import write_submission  # results.submission after the merge
 from in9_builder.classes import IMAGE_VARIANTS, parse_variants
 from in9_builder.errors import In9Error
 
@@ -57,9 +58,9 @@ def _open(data, config: EvalConfig) -> DataSource:
     return data
 
 
-def _challenge(forward: Forward, source: DataSource, config: EvalConfig, identity: dict, cache, out):
-    from evaluator.challenge.run import run_challenge  # the search and its figures load only when asked
-
+def _challenge(
+    forward: Forward, source: DataSource, config: EvalConfig, identity: dict, cache, out
+) -> ChallengeResult:
     state_root = cache.folder if cache is not None else (out or Path(".")) / ".challenge_state"
     return run_challenge(
         forward,
@@ -105,7 +106,9 @@ def evaluate(
     config = (config or EvalConfig()).replace(**overrides)
     names = parse_variants(variants, IMAGE_VARIANTS)
     accelerator = accelerator or make_accelerator(config.precision)
-    module_options = dict(mean=mean, std=std, id2label=id2label, label_space=label_space, input_size=input_size)
+    module_options = dict(
+        mean=mean, std=std, id2label=id2label, label_space=label_space, input_size=input_size
+    )
     loaded = _load(
         model,
         revision=revision,
@@ -117,14 +120,23 @@ def evaluate(
     )
     source = _open(data, config)
     identity = loaded.identity()
-    cache = PredictionCache(config.prediction_cache_root(), config.prediction_key(identity)) if config.use_cache else None
+    cache = (
+        PredictionCache(config.prediction_cache_root(), config.prediction_key(identity))
+        if config.use_cache
+        else None
+    )
     forward = Forward(loaded, config.label_mode, accelerator)
     workers = default_num_workers(accelerator.device) if config.num_workers is None else config.num_workers
     out = Path(output_dir) if output_dir is not None else None
 
     with tuned_process(accelerator.device, config.tune_cpu):
         predictions, origin = predict_variants(
-            forward, source, names, batch_size=config.batch_size, cache=cache, num_workers=workers,
+            forward,
+            source,
+            names,
+            batch_size=config.batch_size,
+            cache=cache,
+            num_workers=workers,
             progress=config.progress,
         )
         metrics = from_predictions(predictions)

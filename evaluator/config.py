@@ -100,7 +100,10 @@ class EvalConfig:
     def challenge_key(self, model_identity: Mapping, fingerprints: Mapping[str, str]) -> dict:
         """What identifies a challenge run's outcomes (the resume key): the prediction key plus the
         fingerprints of the foregrounds (``fg_mask``) and the background pool (``only_bg_t``)."""
-        return {**self.prediction_key(model_identity), **{k: fingerprints[k] for k in ("fg_mask", "only_bg_t")}}
+        return {
+            **self.prediction_key(model_identity),
+            **{k: fingerprints[k] for k in ("fg_mask", "only_bg_t")},
+        }
 
     def prediction_cache_root(self) -> Path:
         """Where finished variants' predictions are kept: ``cache_dir/predictions`` or the user cache."""

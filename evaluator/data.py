@@ -14,8 +14,10 @@ from pathlib import Path
 
 import datasets
 
+from in9_builder.builder import In9
 from in9_builder.classes import CONFIGS, NUM_CLASSES
 from in9_builder.errors import In9Error
+from in9_builder.export import read_summary
 from in9_builder.fingerprint import dataset_fingerprint
 
 OFFICIAL = "in9"
@@ -114,8 +116,6 @@ class DataSource:
 
 
 def _export_folder(folder: Path, cache_dir: str | None, limit: int | None) -> DataSource:
-    from in9_builder.export import read_summary
-
     summary = read_summary(folder)
     configs = summary.get("configs", {})
 
@@ -153,8 +153,6 @@ def _builder(
     cache_dir: str | None,
     limit: int | None,
 ) -> DataSource:
-    from in9_builder.builder import In9
-
     def load(name: str) -> datasets.Dataset:
         builder = In9(
             config_name=name,

@@ -45,7 +45,9 @@ class Forward:
             return self.module(self.pixel_values(images)).float()
 
     def __call__(self, images, *, with_scores: bool = True) -> Prediction:
-        return logits_to_in9(self.logits(images), self.loaded.label_space, self.label_mode, with_scores=with_scores)
+        return logits_to_in9(
+            self.logits(images), self.loaded.label_space, self.label_mode, with_scores=with_scores
+        )
 
     def predict(self, images) -> torch.Tensor:
         """Only the (N,) IN-9 predictions (the challenge's question)."""

@@ -155,8 +155,9 @@ def variant_metrics(columns_by_variant: Mapping[str, Mapping[str, Sequence]]) ->
     return metrics
 
 
-def challenge_metrics(labels: Sequence[int], vulnerable: Sequence[bool],
-                      bg_class_fooled: Sequence[bool]) -> dict:
+def challenge_metrics(
+    labels: Sequence[int], vulnerable: Sequence[bool], bg_class_fooled: Sequence[bool]
+) -> dict:
     """The challenge metrics (spec §6.3) from per-foreground outcomes, i.e. the rows of ``challenge.parquet``.
 
     ``challenge_accuracy`` = 1 - ``vulnerable_fraction`` (the original code's rule: a constant predictor
@@ -167,12 +168,16 @@ def challenge_metrics(labels: Sequence[int], vulnerable: Sequence[bool],
     vulnerable = np.asarray(vulnerable, dtype=bool)
     fooled = np.asarray(bg_class_fooled, dtype=bool)
     if not len(labels) == len(vulnerable) == len(fooled):
-        raise ValueError(f"challenge_metrics: {len(labels)} labels, {len(vulnerable)} vulnerable flags and "
-                         f"{len(fooled)} bg_class_fooled flags; expected one of each per foreground")
+        raise ValueError(
+            f"challenge_metrics: {len(labels)} labels, {len(vulnerable)} vulnerable flags and "
+            f"{len(fooled)} bg_class_fooled flags; expected one of each per foreground"
+        )
     if (fooled & ~vulnerable).any():
         row = int(np.flatnonzero(fooled & ~vulnerable)[0])
-        raise ValueError(f"challenge_metrics: foreground {row} is bg_class_fooled but not vulnerable, which "
-                         "cannot happen (a background-class prediction differs from the label)")
+        raise ValueError(
+            f"challenge_metrics: foreground {row} is bg_class_fooled but not vulnerable, which "
+            "cannot happen (a background-class prediction differs from the label)"
+        )
 
     def block(rows: np.ndarray) -> dict:
         count = int(rows.sum())

@@ -304,7 +304,9 @@ def test_collate_keeps_channels_last_and_handles_mixed_sizes():
     pre = Preprocess(mean=MEAN, std=STD, input_size=(32, 32))
     assert pre(batch).is_contiguous(memory_format=torch.channels_last)
     _, mixed = collate([(0, a), (1, b)])
-    forward = Forward(wrap_module(torch.nn.Flatten(), mean=MEAN, std=STD, label_space=IN9, input_size=32), "top1-mapped")
+    forward = Forward(
+        wrap_module(torch.nn.Flatten(), mean=MEAN, std=STD, label_space=IN9, input_size=32), "top1-mapped"
+    )
     out = forward.pixel_values(mixed)  # the 48x40 image is resized to the model's 32x32
     assert out.shape == (2, 3, 32, 32)
     assert torch.allclose(out[0], pre(batch)[0])
@@ -431,9 +433,13 @@ from accelerate import Accelerator
 from evaluator.api import evaluate
 Accelerator(cpu=True, mixed_precision="bf16")
 try:
-    evaluate({str(tiny_models["in9"])!r}, {str(synthetic_export)!r}, "original", precision="no", progress=False)
+    evaluate({str(tiny_models["in9"])!r}, {str(synthetic_export)!r}, "original", precision="no",
+             progress=False)
 except ValueError as err:
     print(err)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert "precision='no': accelerate is already set up in this process with mixed precision 'bf16'" in out.stdout
+    assert (
+        "precision='no': accelerate is already set up in this process with mixed precision 'bf16'"
+        in out.stdout
+    )

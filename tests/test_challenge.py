@@ -12,13 +12,13 @@ from PIL import Image
 
 from evaluator.challenge import search
 from evaluator.challenge import state as challenge_state
+from evaluator.challenge.analysis import attack_success_rates, sample_foregrounds
 from evaluator.challenge.run import run_challenge, write_challenge_parquet
 from evaluator.challenge.search import outcomes_from_predictions, search_backgrounds
 from evaluator.challenge.state import CHALLENGE_COLUMNS
 from evaluator.forward import Forward
-from evaluator.challenge.analysis import attack_success_rates, sample_foregrounds
-from evaluator.model.labels import LabelSpace
 from evaluator.metrics import challenge_metrics
+from evaluator.model.labels import LabelSpace
 from evaluator.model.loading import wrap_module
 from in9_builder.errors import In9Error
 from in9_builder.render import composite, only_fg
@@ -53,9 +53,17 @@ def make_world(per_class: int = 3, seed: int = 0) -> dict:
     for i in range(len(fg)):  # a centred square of half-size 3..6: pixels 6..9 always foreground, 0..1 never
         r = int(rng.integers(3, 7))
         masks[i, 8 - r : 8 + r, 8 - r : 8 + r] = 1
-    return {"fg": fg, "masks": masks, "fg_labels": fg_labels, "fg_ids": fg_ids, "pool": pool,
-            "pool_labels": pool_labels, "pool_ids": pool_ids, "fg_colours": fg_colours,
-            "bg_colours": bg_colours}
+    return {
+        "fg": fg,
+        "masks": masks,
+        "fg_labels": fg_labels,
+        "fg_ids": fg_ids,
+        "pool": pool,
+        "pool_labels": pool_labels,
+        "pool_ids": pool_ids,
+        "fg_colours": fg_colours,
+        "bg_colours": bg_colours,
+    }
 
 
 class PrototypeNet(torch.nn.Module):
@@ -88,8 +96,14 @@ class ConstantNet(torch.nn.Module):
 
 
 def wrap(module):
-    return wrap_module(module, mean=(0, 0, 0), std=(1, 1, 1), input_size=SIZE, model_id="tiny-test-net",
-                       label_space=LabelSpace("label-map", UNMAPPED_TO_IN9))
+    return wrap_module(
+        module,
+        mean=(0, 0, 0),
+        std=(1, 1, 1),
+        input_size=SIZE,
+        model_id="tiny-test-net",
+        label_space=LabelSpace("label-map", UNMAPPED_TO_IN9),
+    )
 
 
 def tensors(world):
@@ -152,9 +166,16 @@ def test_reference_world_has_every_kind_of_foreground(world, mixed_reference):
 def test_search_equals_brute_force(world, mixed_net, mixed_reference, batch_size, reorder):
     vulnerable, class_fooled, first = reference(world, mixed_reference)
     fg, masks, pool = tensors(world)
-    outcomes = search_backgrounds(fg, masks, world["fg_labels"], pool, world["pool_labels"],
-                                  Forward(wrap(mixed_net), "top1-mapped").predict, batch_size=batch_size,
-                                  reorder=reorder)
+    outcomes = search_backgrounds(
+        fg,
+        masks,
+        world["fg_labels"],
+        pool,
+        world["pool_labels"],
+        Forward(wrap(mixed_net), "top1-mapped").predict,
+        batch_size=batch_size,
+        reorder=reorder,
+    )
     assert [o.vulnerable for o in outcomes] == vulnerable.tolist()
     assert [o.bg_class_fooled for o in outcomes] == class_fooled.tolist()
     for i, o in enumerate(outcomes):
@@ -171,20 +192,37 @@ def test_search_equals_brute_force(world, mixed_net, mixed_reference, batch_size
 
 @pytest.mark.parametrize("batch_size", [5, 64])
 def test_resorting_in_flight_foregrounds_after_every_batch_keeps_the_outcome(
-        world, mixed_net, mixed_reference, batch_size, monkeypatch):
+    world, mixed_net, mixed_reference, batch_size, monkeypatch
+):
     monkeypatch.setattr(search, "RESORT_EVERY_BATCHES", 1)
     vulnerable, class_fooled, _ = reference(world, mixed_reference)
     fg, masks, pool = tensors(world)
-    outcomes = search_backgrounds(fg, masks, world["fg_labels"], pool, world["pool_labels"],
-                                  Forward(wrap(mixed_net), "top1-mapped").predict, batch_size=batch_size)
-    assert [(o.vulnerable, o.bg_class_fooled) for o in outcomes] == \
-        list(zip(vulnerable.tolist(), class_fooled.tolist(), strict=True))
+    outcomes = search_backgrounds(
+        fg,
+        masks,
+        world["fg_labels"],
+        pool,
+        world["pool_labels"],
+        Forward(wrap(mixed_net), "top1-mapped").predict,
+        batch_size=batch_size,
+    )
+    assert [(o.vulnerable, o.bg_class_fooled) for o in outcomes] == list(
+        zip(vulnerable.tolist(), class_fooled.tolist(), strict=True)
+    )
 
 
 def test_early_stopping_spends_fewer_passes_than_every_pair(world, mixed_net):
     fg, masks, pool = tensors(world)
-    outcomes = search_backgrounds(fg, masks, world["fg_labels"], pool, world["pool_labels"],
-                                  Forward(wrap(mixed_net), "top1-mapped").predict, batch_size=1, reorder=False)
+    outcomes = search_backgrounds(
+        fg,
+        masks,
+        world["fg_labels"],
+        pool,
+        world["pool_labels"],
+        Forward(wrap(mixed_net), "top1-mapped").predict,
+        batch_size=1,
+        reorder=False,
+    )
     passes = sum(o.forward_passes for o in outcomes)
     assert passes < len(fg) * len(pool)
     # batch_size 1 wastes nothing: a bg-class fooled foreground stops at the first such background
@@ -200,8 +238,9 @@ def test_reordering_cuts_passes_for_a_background_reliant_model(world):
     predict = Forward(wrap(net), "top1-mapped").predict
     spent = {}
     for reorder in (False, True):
-        outcomes = search_backgrounds(fg, masks, big["fg_labels"], pool, big["pool_labels"], predict,
-                                      batch_size=1, reorder=reorder)
+        outcomes = search_backgrounds(
+            fg, masks, big["fg_labels"], pool, big["pool_labels"], predict, batch_size=1, reorder=reorder
+        )
         spent[reorder] = sum(o.forward_passes for o in outcomes)
     assert spent[True] < spent[False]
 
@@ -214,19 +253,29 @@ def test_background_blind_model_scores_its_only_fg_accuracy(world):
     only_fg_accuracy = float((only_fg_pred == world["fg_labels"]).mean())
     assert 0 < only_fg_accuracy < 1
     fg, masks, pool = tensors(world)
-    outcomes = search_backgrounds(fg, masks, world["fg_labels"], pool, world["pool_labels"], predict,
-                                  batch_size=7)
-    metrics = challenge_metrics(world["fg_labels"], [o.vulnerable for o in outcomes],
-                                [o.bg_class_fooled for o in outcomes])
+    outcomes = search_backgrounds(
+        fg, masks, world["fg_labels"], pool, world["pool_labels"], predict, batch_size=7
+    )
+    metrics = challenge_metrics(
+        world["fg_labels"], [o.vulnerable for o in outcomes], [o.bg_class_fooled for o in outcomes]
+    )
     assert metrics["challenge_accuracy"] == only_fg_accuracy
 
 
 def test_constant_predictor_scores_one_ninth(world):
     fg, masks, pool = tensors(world)
-    outcomes = search_backgrounds(fg, masks, world["fg_labels"], pool, world["pool_labels"],
-                                  Forward(wrap(ConstantNet(3)), "top1-mapped").predict, batch_size=8)
-    metrics = challenge_metrics(world["fg_labels"], [o.vulnerable for o in outcomes],
-                                [o.bg_class_fooled for o in outcomes])
+    outcomes = search_backgrounds(
+        fg,
+        masks,
+        world["fg_labels"],
+        pool,
+        world["pool_labels"],
+        Forward(wrap(ConstantNet(3)), "top1-mapped").predict,
+        batch_size=8,
+    )
+    metrics = challenge_metrics(
+        world["fg_labels"], [o.vulnerable for o in outcomes], [o.bg_class_fooled for o in outcomes]
+    )
     assert metrics["challenge_accuracy"] == 1 / 9
     assert metrics["bg_class_fooling_rate"] == 8 / 9  # every other class: a reptile background says reptile
     assert metrics["per_class"]["reptile"]["challenge_accuracy"] == 1.0
@@ -247,8 +296,9 @@ def test_empty_pool_and_bad_batch_size_are_clear_errors(world, mixed_net):
     with pytest.raises(In9Error, match="batch_size=0"):
         search_backgrounds(fg, masks, world["fg_labels"], pool, world["pool_labels"], predict, batch_size=0)
     with pytest.raises(In9Error, match="only_bg_t"):
-        search_backgrounds(fg, masks, world["fg_labels"], pool[:0], world["pool_labels"][:0], predict,
-                           batch_size=4)
+        search_backgrounds(
+            fg, masks, world["fg_labels"], pool[:0], world["pool_labels"][:0], predict, batch_size=4
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -290,16 +340,31 @@ class ArraySource:
 
         image = datasets.Image()
         self.fg = datasets.Dataset.from_dict(
-            {"image": [Image.fromarray(a) for a in world["fg"]],
-             "mask": [Image.fromarray(m * 255) for m in world["masks"]],
-             "label": world["fg_labels"].tolist(), "image_id": world["fg_ids"]},
-            features=datasets.Features({"image": image, "mask": image, "label": datasets.Value("int64"),
-                                        "image_id": datasets.Value("string")}))
+            {
+                "image": [Image.fromarray(a) for a in world["fg"]],
+                "mask": [Image.fromarray(m * 255) for m in world["masks"]],
+                "label": world["fg_labels"].tolist(),
+                "image_id": world["fg_ids"],
+            },
+            features=datasets.Features(
+                {
+                    "image": image,
+                    "mask": image,
+                    "label": datasets.Value("int64"),
+                    "image_id": datasets.Value("string"),
+                }
+            ),
+        )
         self.pool = datasets.Dataset.from_dict(
-            {"image": [Image.fromarray(a) for a in world["pool"]], "label": world["pool_labels"].tolist(),
-             "image_id": world["pool_ids"]},
-            features=datasets.Features({"image": image, "label": datasets.Value("int64"),
-                                        "image_id": datasets.Value("string")}))
+            {
+                "image": [Image.fromarray(a) for a in world["pool"]],
+                "label": world["pool_labels"].tolist(),
+                "image_id": world["pool_ids"],
+            },
+            features=datasets.Features(
+                {"image": image, "label": datasets.Value("int64"), "image_id": datasets.Value("string")}
+            ),
+        )
 
     def variant(self, name):
         return {"fg_mask": self.fg, "only_bg_t": self.pool}[name]
@@ -344,12 +409,20 @@ def accelerator():
 
 def test_run_challenge_rows_and_metrics(world, source, mixed_net, mixed_reference, accelerator, tmp_path):
     vulnerable, class_fooled, first = reference(world, mixed_reference)
-    result = run_challenge(Forward(wrap(mixed_net), "top1-mapped", accelerator), source, batch_size=16, state_dir=tmp_path / "state", reorder=False, progress=False)
+    result = run_challenge(
+        Forward(wrap(mixed_net), "top1-mapped", accelerator),
+        source,
+        batch_size=16,
+        state_dir=tmp_path / "state",
+        reorder=False,
+        progress=False,
+    )
     assert [r["fg_image_id"] for r in result.rows] == world["fg_ids"]
     assert [r["vulnerable"] for r in result.rows] == vulnerable.tolist()
     assert [r["bg_class_fooled"] for r in result.rows] == class_fooled.tolist()
-    assert [r["fooling_bg_image_id"] for r in result.rows] == \
-        [None if b is None else world["pool_ids"][b] for b in first]
+    assert [r["fooling_bg_image_id"] for r in result.rows] == [
+        None if b is None else world["pool_ids"][b] for b in first
+    ]
     expected = challenge_metrics(world["fg_labels"], vulnerable, class_fooled)
     assert {k: result.metrics[k] for k in expected} == expected
     assert result.metrics["pool_size"] == len(world["pool_ids"])
@@ -366,45 +439,99 @@ def test_run_challenge_rows_and_metrics(world, source, mixed_net, mixed_referenc
 
 def test_killed_run_resumes_where_it_stopped(world, source, mixed_net, accelerator, tmp_path, monkeypatch):
     monkeypatch.setattr(challenge_state, "STATE_FLUSH_SECONDS", 0.0)
-    full = run_challenge(Forward(wrap(mixed_net), "top1-mapped", accelerator), source, batch_size=4, state_dir=tmp_path / "full", reorder=False, progress=False)
+    full = run_challenge(
+        Forward(wrap(mixed_net), "top1-mapped", accelerator),
+        source,
+        batch_size=4,
+        state_dir=tmp_path / "full",
+        reorder=False,
+        progress=False,
+    )
     state = tmp_path / "killed"
     with pytest.raises(Killed):
-        run_challenge(Forward(wrap(Dies(mixed_net, 60)), "top1-mapped", accelerator), source, batch_size=4, state_dir=state, reorder=False, progress=False)
+        run_challenge(
+            Forward(wrap(Dies(mixed_net, 60)), "top1-mapped", accelerator),
+            source,
+            batch_size=4,
+            state_dir=state,
+            reorder=False,
+            progress=False,
+        )
     saved = [json.loads(line) for line in (state / "outcomes-0.jsonl").read_text().splitlines()]
     assert 0 < len(saved) < len(world["fg_ids"])
     with open(state / "outcomes-0.jsonl", "a") as handle:
         handle.write('{"fg_image_id": "fg0_00", "lab')  # the line being written when it died
 
     counting = Dies(mixed_net, 10**9)
-    resumed = run_challenge(Forward(wrap(counting), "top1-mapped", accelerator), source, batch_size=4, state_dir=state, reorder=False, progress=False)
+    resumed = run_challenge(
+        Forward(wrap(counting), "top1-mapped", accelerator),
+        source,
+        batch_size=4,
+        state_dir=state,
+        reorder=False,
+        progress=False,
+    )
     # Outcomes are identical; forward_passes (the cost) may differ where the tail of the queue was batched
     # differently.
     assert [outcome_of(r) for r in resumed.rows] == [outcome_of(r) for r in full.rows]
-    assert {k: v for k, v in resumed.metrics.items() if k != "forward_passes"} == \
-        {k: v for k, v in full.metrics.items() if k != "forward_passes"}
+    assert {k: v for k, v in resumed.metrics.items() if k != "forward_passes"} == {
+        k: v for k, v in full.metrics.items() if k != "forward_passes"
+    }
     spent = 10**9 - counting.calls
     assert 0 < spent < -(-full.metrics["forward_passes"] // 4)  # fewer batches than the whole run
 
     again = Dies(mixed_net, 0)  # a finished run recomputes nothing
-    assert run_challenge(Forward(wrap(again), "top1-mapped", accelerator), source, batch_size=4,
-                         state_dir=state, progress=False).rows == resumed.rows
+    assert (
+        run_challenge(
+            Forward(wrap(again), "top1-mapped", accelerator),
+            source,
+            batch_size=4,
+            state_dir=state,
+            progress=False,
+        ).rows
+        == resumed.rows
+    )
 
 
 def test_state_of_another_run_is_refused(source, mixed_net, accelerator, tmp_path):
-    run_challenge(Forward(wrap(mixed_net), "top1-mapped", accelerator), source, batch_size=64,
-                  state_dir=tmp_path / "s", progress=False)
+    run_challenge(
+        Forward(wrap(mixed_net), "top1-mapped", accelerator),
+        source,
+        batch_size=64,
+        state_dir=tmp_path / "s",
+        progress=False,
+    )
     with pytest.raises(In9Error, match=r"belongs to another run \(differs in label_mode\)"):
-        run_challenge(Forward(wrap(mixed_net), "restricted", accelerator), source, batch_size=64, state_dir=tmp_path / "s", progress=False)
+        run_challenge(
+            Forward(wrap(mixed_net), "restricted", accelerator),
+            source,
+            batch_size=64,
+            state_dir=tmp_path / "s",
+            progress=False,
+        )
     other_weights = PrototypeNet(np.zeros((9, 3)), np.zeros((9, 3)))
     with pytest.raises(In9Error, match="differs in weights"):
-        run_challenge(Forward(wrap(other_weights), "top1-mapped", accelerator), source, batch_size=64, state_dir=tmp_path / "s", progress=False)
+        run_challenge(
+            Forward(wrap(other_weights), "top1-mapped", accelerator),
+            source,
+            batch_size=64,
+            state_dir=tmp_path / "s",
+            progress=False,
+        )
 
 
 def test_analysis_rates_figures_and_sample(world, source, mixed_net, mixed_reference, accelerator, tmp_path):
     rates, tried = attack_success_rates(mixed_reference, world["fg_labels"], world["pool_labels"])
     assert (tried == len(world["fg_ids"]) - 3).all()  # 3 foregrounds per class share each background's class
-    result = run_challenge(Forward(wrap(mixed_net), "top1-mapped", accelerator), source, batch_size=32, state_dir=tmp_path / "state", analysis=True, output_dir=tmp_path,
-                           progress=False)
+    result = run_challenge(
+        Forward(wrap(mixed_net), "top1-mapped", accelerator),
+        source,
+        batch_size=32,
+        state_dir=tmp_path / "state",
+        analysis=True,
+        output_dir=tmp_path,
+        progress=False,
+    )
     table = pq.read_table(tmp_path / result.analysis["backgrounds"]).to_pylist()
     assert [r["bg_image_id"] for r in table] == world["pool_ids"]
     assert np.allclose([r["attack_success_rate"] for r in table], rates)
@@ -420,14 +547,24 @@ def test_analysis_rates_figures_and_sample(world, source, mixed_net, mixed_refer
     assert [r["vulnerable"] for r in result.rows] == vulnerable.tolist()
     assert [r["bg_class_fooled"] for r in result.rows] == class_fooled.tolist()
 
-    sampled = run_challenge(Forward(wrap(mixed_net), "top1-mapped", accelerator), source, batch_size=32, state_dir=tmp_path / "state2", analysis=True, analysis_sample=10,
-                            output_dir=tmp_path / "sampled", progress=False)
+    sampled = run_challenge(
+        Forward(wrap(mixed_net), "top1-mapped", accelerator),
+        source,
+        batch_size=32,
+        state_dir=tmp_path / "state2",
+        analysis=True,
+        analysis_sample=10,
+        output_dir=tmp_path / "sampled",
+        progress=False,
+    )
     assert sampled.analysis["num_foregrounds"] == 10
-    assert [(r["vulnerable"], r["bg_class_fooled"]) for r in sampled.rows] == \
-        list(zip(vulnerable.tolist(), class_fooled.tolist(), strict=True))
+    assert [(r["vulnerable"], r["bg_class_fooled"]) for r in sampled.rows] == list(
+        zip(vulnerable.tolist(), class_fooled.tolist(), strict=True)
+    )
     chosen = sample_foregrounds(world["fg_labels"], 10)
-    assert list(chosen) == sorted(set(chosen.tolist())) and list(sample_foregrounds(world["fg_labels"], 10)) \
-        == list(chosen)
+    assert list(chosen) == sorted(set(chosen.tolist())) and list(
+        sample_foregrounds(world["fg_labels"], 10)
+    ) == list(chosen)
     with pytest.raises(In9Error, match="analysis_sample=0"):
         sample_foregrounds(world["fg_labels"], 0)
 
@@ -438,13 +575,25 @@ def test_on_a_synthetic_export_equals_every_pair(synthetic_export, accelerator, 
 
     data = open_data(str(synthetic_export))
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 8, stride=8), torch.nn.ReLU(), torch.nn.Flatten(),
-                              torch.nn.LazyLinear(10))
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 8, stride=8), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.LazyLinear(10)
+    )
     net(torch.zeros(1, 3, 64, 64))
-    loaded = wrap_module(net, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), input_size=64, model_id="conv",
-                         label_space=LabelSpace("label-map", UNMAPPED_TO_IN9))
-    result = run_challenge(Forward(loaded, "top1-mapped", accelerator), data, batch_size=24,
-                           state_dir=tmp_path / "state", progress=False)
+    loaded = wrap_module(
+        net,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.25, 0.25, 0.25),
+        input_size=64,
+        model_id="conv",
+        label_space=LabelSpace("label-map", UNMAPPED_TO_IN9),
+    )
+    result = run_challenge(
+        Forward(loaded, "top1-mapped", accelerator),
+        data,
+        batch_size=24,
+        state_dir=tmp_path / "state",
+        progress=False,
+    )
 
     fg_rows, pool_rows = data.variant("fg_mask"), data.variant("only_bg_t")
     pool = [np.asarray(row["image"].convert("RGB")) for row in pool_rows]

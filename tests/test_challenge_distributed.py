@@ -40,7 +40,8 @@ out, reorder, batch_size, sample = Path(sys.argv[1]), sys.argv[2] == "1", int(sy
 accelerator = Accelerator(cpu=True)
 world = make_world()
 net = Dies(PrototypeNet(world["fg_colours"], world["bg_colours"]), 10**9)  # the killed run's module, alive
-result = run_challenge(Forward(wrap(net), "top1-mapped", accelerator), ArraySource(world), batch_size=batch_size,
+result = run_challenge(Forward(wrap(net), "top1-mapped", accelerator), ArraySource(world),
+                       batch_size=batch_size,
                        state_dir=out / "state", reorder=reorder, analysis=sample > 0,
                        analysis_sample=sample or None, progress=False,
                        output_dir=out / f"analysis-{accelerator.process_index}")
@@ -55,8 +56,17 @@ def run_two_processes(tmp_path: Path, *args: str) -> list[dict]:
     script = tmp_path / "run_challenge_script.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(script), str(tmp_path), *args]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(script),
+        str(tmp_path),
+        *args,
+    ]
     proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[:6000]
     results = [json.loads((tmp_path / f"result-{rank}.json").read_text()) for rank in (0, 1)]
@@ -83,8 +93,14 @@ def net(world):
 def one_process(world, net, tmp_path_factory):
     from accelerate import Accelerator
 
-    return run_challenge(Forward(wrap(net), "top1-mapped", Accelerator(cpu=True)), ArraySource(world), batch_size=5,
-                         state_dir=tmp_path_factory.mktemp("one") / "state", reorder=False, progress=False)
+    return run_challenge(
+        Forward(wrap(net), "top1-mapped", Accelerator(cpu=True)),
+        ArraySource(world),
+        batch_size=5,
+        state_dir=tmp_path_factory.mktemp("one") / "state",
+        reorder=False,
+        progress=False,
+    )
 
 
 @pytest.mark.slow
@@ -92,20 +108,28 @@ def test_two_processes_give_the_one_process_outcome(one_process, tmp_path):
     results = run_two_processes(tmp_path, "0", "5", "0")
     for result in results:  # every process returns the whole, identical result
         assert [outcome_of(r) for r in result["rows"]] == [outcome_of(r) for r in one_process.rows]
-        assert {k: v for k, v in result["metrics"].items() if k != "forward_passes"} == \
-            {k: v for k, v in one_process.metrics.items() if k != "forward_passes"}
+        assert {k: v for k, v in result["metrics"].items() if k != "forward_passes"} == {
+            k: v for k, v in one_process.metrics.items() if k != "forward_passes"
+        }
     # Both processes searched: each saved its own share of the foregrounds.
     assert saved_outcomes(tmp_path / "state") == [14, 13]
 
 
 @pytest.mark.slow
-def test_resume_on_two_processes_with_reordering_and_sampled_analysis(world, net, one_process, tmp_path,
-                                                                      monkeypatch):
+def test_resume_on_two_processes_with_reordering_and_sampled_analysis(
+    world, net, one_process, tmp_path, monkeypatch
+):
     from accelerate import Accelerator
 
     monkeypatch.setattr(challenge_state, "STATE_FLUSH_SECONDS", 0.0)
     with pytest.raises(Killed):  # a 1-process run killed part way leaves some outcomes behind
-        run_challenge(Forward(wrap(Dies(net, 40)), "top1-mapped", Accelerator(cpu=True)), ArraySource(world), batch_size=7, state_dir=tmp_path / "state", progress=False)
+        run_challenge(
+            Forward(wrap(Dies(net, 40)), "top1-mapped", Accelerator(cpu=True)),
+            ArraySource(world),
+            batch_size=7,
+            state_dir=tmp_path / "state",
+            progress=False,
+        )
     saved = len((tmp_path / "state" / "outcomes-0.jsonl").read_text().splitlines())
     assert 0 < saved < len(world["fg_ids"])
 

@@ -85,7 +85,10 @@ def test_unmappable_model_error_shows_the_label_map_format(tmp_path, synthetic_e
 
 @pytest.mark.slow
 def test_help_loads_no_torch():
-    code = "import sys\nfrom evaluator.cli.eval import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)"
+    code = (
+        "import sys\nfrom evaluator.cli.eval import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "--batch-size" in result.stdout and result.stdout.strip().endswith("False")
 

@@ -1,4 +1,4 @@
-"""evaluator.runtime.decode: datasets.Image + convert("RGB") pixels, through OpenCV only where they are equal."""
+"""The one decoder: datasets.Image + convert("RGB") pixels, through OpenCV only where they are equal."""
 
 from __future__ import annotations
 

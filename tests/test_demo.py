@@ -26,8 +26,10 @@ def _results(out, name):
 def test_original_model_leans_on_backgrounds_and_mixed_rand_model_less(demo_run):
     original, mixed_rand = _results(demo_run, "original"), _results(demo_run, "mixed-rand")
     gap = {name: r["metrics"]["bg_gap"]["value"] for name, r in (("o", original), ("m", mixed_rand))}
-    challenge = {name: r["metrics"]["challenge"]["challenge_accuracy"]
-                 for name, r in (("o", original), ("m", mixed_rand))}
+    challenge = {
+        name: r["metrics"]["challenge"]["challenge_accuracy"]
+        for name, r in (("o", original), ("m", mixed_rand))
+    }
     assert gap["o"] >= gap["m"] + 0.10
     assert challenge["o"] < challenge["m"]
     assert original["metrics"]["accuracy"]["only_bg_t"]["value"] > 2 / 9  # chance is 1/9
@@ -69,5 +71,10 @@ def test_table_has_one_row_per_model_in_percent():
     row = ["original", "50.0%", "50.0%", "50.0%", "12.5%", "50.0%", "25.0%"]
     assert table.splitlines()[-1].split() == row
     assert table.splitlines()[0].split()[-6:] == [
-        "Original", "Mixed-Same", "Mixed-Rand", "BG-gap", "Only-BG-T", "Challenge"
+        "Original",
+        "Mixed-Same",
+        "Mixed-Rand",
+        "BG-gap",
+        "Only-BG-T",
+        "Challenge",
     ]

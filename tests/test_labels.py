@@ -43,9 +43,7 @@ def test_unknown_label_space_error_lists_labels_and_shows_map_format():
     with pytest.raises(In9Error) as err:
         resolve_label_space({i: f"LABEL_{i}" for i in range(5)})
     msg = str(err.value)
-    assert (
-        "found 5 labels ('LABEL_0', 'LABEL_1'" in msg and "label_map=FILE" in msg and '"tabby": -1' in msg
-    )
+    assert "found 5 labels ('LABEL_0', 'LABEL_1'" in msg and "label_map=FILE" in msg and '"tabby": -1' in msg
     assert "\n" not in msg
     with pytest.raises(In9Error, match="9 labels but not the IN-9 classes"):
         resolve_label_space({i: f"LABEL_{i}" for i in range(9)})

@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
+from evaluator.demo.train_tiny import save_random_tiny_resnet
 from evaluator.model.loading import load_model, wrap_module
 from in9_builder.classes import CLASS_NAMES
 from in9_builder.errors import In9Error
-from evaluator.demo.train_tiny import save_random_tiny_resnet
 
 
 def test_local_imagenet_model(tiny_models):

@@ -1,8 +1,9 @@
-"""Per-background attack success rates and the paper's Figures 3/4 (``challenge_analysis=True``, ``--challenge-analysis``).
+"""Per-background attack success rates and the paper's Figures 3/4 (``challenge_analysis=True``).
 
 The attack success rate (ASR) of a background is the share of the foregrounds of other classes that it
-turns into its own class (the paper's Section 5 and Appendix G). It needs the prediction of every (foreground, background) pair,
-so it is optional and can run on a seeded sample of foregrounds (``analysis_sample=N``). The figures
+turns into its own class (the paper's Section 5 and Appendix G). It needs the prediction of every
+(foreground, background) pair, so it is optional and can run on a seeded sample of foregrounds
+(``analysis_sample=N``). The figures
 (:mod:`.figures`): the most fooling backgrounds per class with their rates (Figure 3), and the histogram of
 the rates (Figure 4).
 """
@@ -35,13 +36,16 @@ def sample_foregrounds(fg_labels: Sequence[int] | np.ndarray, sample: int | None
     if sample is None or sample >= count:
         return np.arange(count)
     if sample < 1:
-        raise In9Error(f"analysis_sample={sample}: use a positive number of foregrounds", argument="analysis_sample")
+        raise In9Error(
+            f"analysis_sample={sample}: use a positive number of foregrounds", argument="analysis_sample"
+        )
     rng = np.random.default_rng(SAMPLE_SEED)
     return np.sort(rng.choice(count, size=sample, replace=False))
 
 
-def attack_success_rates(preds: np.ndarray, fg_labels: np.ndarray, pool_labels: np.ndarray
-                         ) -> tuple[np.ndarray, np.ndarray]:
+def attack_success_rates(
+    preds: np.ndarray, fg_labels: np.ndarray, pool_labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Per background: (ASR, number of other-class foregrounds it was tried on). ASR is NaN when that is 0."""
     fg_labels, pool_labels = np.asarray(fg_labels), np.asarray(pool_labels)
     other = fg_labels[:, None] != pool_labels[None, :]
@@ -63,8 +67,16 @@ def class_fool_rates(preds: np.ndarray, fg_labels: np.ndarray, pool_labels: np.n
     return out
 
 
-def analyse(preds: np.ndarray, fg_labels: np.ndarray, pool_labels: np.ndarray, pool_ids: Sequence[str],
-            pool_images: np.ndarray, *, output_dir: Path | None = None, top_k: int = TOP_K) -> dict:
+def analyse(
+    preds: np.ndarray,
+    fg_labels: np.ndarray,
+    pool_labels: np.ndarray,
+    pool_ids: Sequence[str],
+    pool_images: np.ndarray,
+    *,
+    output_dir: Path | None = None,
+    top_k: int = TOP_K,
+) -> dict:
     """Summarise an (N, M) pair-prediction matrix; with ``output_dir`` also write the figures and a parquet.
 
     pool_images: (M, H, W, 3) uint8, used only for the Figure 3 grid.
@@ -108,12 +120,15 @@ def analyse(preds: np.ndarray, fg_labels: np.ndarray, pool_labels: np.ndarray, p
     return summary
 
 
-def write_backgrounds_parquet(pool_ids: Sequence[str], pool_labels: np.ndarray, rates: np.ndarray,
-                              tried: np.ndarray, path: Path) -> None:
-    table = pa.table({
-        "bg_image_id": pa.array(list(pool_ids), pa.string()),
-        "bg_label": pa.array(pool_labels.astype(np.int64)),
-        "attack_success_rate": pa.array([None if np.isnan(r) else float(r) for r in rates], pa.float64()),
-        "num_other_class_foregrounds": pa.array(tried.astype(np.int64)),
-    })
+def write_backgrounds_parquet(
+    pool_ids: Sequence[str], pool_labels: np.ndarray, rates: np.ndarray, tried: np.ndarray, path: Path
+) -> None:
+    table = pa.table(
+        {
+            "bg_image_id": pa.array(list(pool_ids), pa.string()),
+            "bg_label": pa.array(pool_labels.astype(np.int64)),
+            "attack_success_rate": pa.array([None if np.isnan(r) else float(r) for r in rates], pa.float64()),
+            "num_other_class_foregrounds": pa.array(tried.astype(np.int64)),
+        }
+    )
     atomic_write(path, lambda tmp: pq.write_table(table, tmp))

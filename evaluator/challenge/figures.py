@@ -14,8 +14,14 @@ def _font() -> ImageFont.ImageFont:
     return ImageFont.load_default()
 
 
-def draw_top_backgrounds(pool_images: np.ndarray, top: dict[int, list[int]], rates: np.ndarray,
-                         pool_ids: Sequence[str], *, cell: int = 112) -> Image.Image:
+def draw_top_backgrounds(
+    pool_images: np.ndarray,
+    top: dict[int, list[int]],
+    rates: np.ndarray,
+    pool_ids: Sequence[str],
+    *,
+    cell: int = 112,
+) -> Image.Image:
     """Figure 3: a row per class, its most fooling backgrounds left to right, each captioned with its ASR."""
     font = _font()
     label_w, caption_h, pad = 150, 30, 6
@@ -38,15 +44,20 @@ def draw_top_backgrounds(pool_images: np.ndarray, top: dict[int, list[int]], rat
     return canvas
 
 
-def draw_histogram(counts: np.ndarray, edges: np.ndarray, num_foregrounds: int, *, width: int = 640,
-                   height: int = 400) -> Image.Image:
+def draw_histogram(
+    counts: np.ndarray, edges: np.ndarray, num_foregrounds: int, *, width: int = 640, height: int = 400
+) -> Image.Image:
     """Figure 4: how many backgrounds reach each attack success rate."""
     font = _font()
     left, right, top, bottom = 60, 20, 56, 50
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
-    draw.text((left, 10), f"Attack success rate of each background ({num_foregrounds} foregrounds)",
-              fill="black", font=font)
+    draw.text(
+        (left, 10),
+        f"Attack success rate of each background ({num_foregrounds} foregrounds)",
+        fill="black",
+        font=font,
+    )
     plot_w, plot_h = width - left - right, height - top - bottom
     peak = max(int(np.max(counts)) if len(counts) else 0, 1)
     draw.line([(left, top), (left, top + plot_h), (left + plot_w, top + plot_h)], fill="black")

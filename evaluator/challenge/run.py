@@ -1,5 +1,6 @@
-"""The challenge for one model on one dataset: load the pool and the foregrounds, shard the foregrounds across
-processes, search (:mod:`.search`), save progress (:mod:`.state`), gather, and score (:mod:`evaluator.metrics`).
+"""The challenge for one model on one dataset: load the pool and the foregrounds, shard the foregrounds
+across processes, search (:mod:`.search`), save progress (:mod:`.state`), gather, and score
+(:mod:`evaluator.metrics`).
 
 A foreground is *vulnerable* when some background of the Only-BG-T pool makes the prediction differ from its
 label (an unmapped prediction, -1, counts): the original code's rule and the leaderboard's metric. It is
@@ -140,8 +141,9 @@ class _World:
 
 def _load_world(data: Any, device: torch.device) -> _World:
     fg_ds = data.variant("fg_mask")
-    world = _World(fg_ds, list(fg_ds["image_id"]), np.asarray(fg_ds["label"], dtype=np.int64),
-                   *load_pool(data, device))
+    world = _World(
+        fg_ds, list(fg_ds["image_id"]), np.asarray(fg_ds["label"], dtype=np.int64), *load_pool(data, device)
+    )
     if world.fg_ids:
         probe, _ = load_foregrounds(fg_ds, [0], device)
         if probe.shape[-2:] != world.pool.shape[-2:]:
@@ -153,8 +155,14 @@ def _load_world(data: Any, device: torch.device) -> _World:
 
 
 def _run_analysis(
-    world: _World, predict: Predict, *, accelerator: Any, batch_size: int, sample: int | None,
-    output_dir: Path | None, progress: bool,
+    world: _World,
+    predict: Predict,
+    *,
+    accelerator: Any,
+    batch_size: int,
+    sample: int | None,
+    output_dir: Path | None,
+    progress: bool,
 ) -> tuple[dict | None, np.ndarray, np.ndarray]:
     """Predict every pair of the (sampled) foregrounds; return the summary, chosen rows and their preds."""
     chosen = challenge_analysis.sample_foregrounds(world.fg_labels, sample)
@@ -163,22 +171,38 @@ def _run_analysis(
     enabled = progress and accelerator.is_main_process
     total = len(local) * len(world.pool_ids)
     with tqdm(total=total, desc="challenge analysis", unit="pair", disable=not enabled) as bar:
-        local_preds = pair_predictions(images, masks, world.pool, predict, batch_size=batch_size,
-                                       on_batch=bar.update)
+        local_preds = pair_predictions(
+            images, masks, world.pool, predict, batch_size=batch_size, on_batch=bar.update
+        )
     by_index = dict(gather_object([(int(i), local_preds[k]) for k, i in enumerate(local)]))
     empty = np.zeros((0, len(world.pool_ids)))
     preds = np.stack([by_index[int(i)] for i in chosen]) if len(chosen) else empty
     summary = None
     if accelerator.is_main_process:
         pool_nhwc = world.pool.permute(0, 2, 3, 1).cpu().numpy()
-        summary = challenge_analysis.analyse(preds, world.fg_labels[chosen], world.pool_labels,
-                                             world.pool_ids, pool_nhwc, output_dir=output_dir)
+        summary = challenge_analysis.analyse(
+            preds,
+            world.fg_labels[chosen],
+            world.pool_labels,
+            world.pool_ids,
+            pool_nhwc,
+            output_dir=output_dir,
+        )
     summary = broadcast_object_list([summary])[0]
     return summary, chosen, preds
 
 
-def _search_local(world: _World, local: list[int], predict: Predict, state: ChallengeState, *,
-                  accelerator: Any, batch_size: int, reorder: bool, progress: bool) -> list[dict]:
+def _search_local(
+    world: _World,
+    local: list[int],
+    predict: Predict,
+    state: ChallengeState,
+    *,
+    accelerator: Any,
+    batch_size: int,
+    reorder: bool,
+    progress: bool,
+) -> list[dict]:
     """Search this process' undecided foregrounds; each decided one is saved to ``state`` at once."""
     new_rows: list[dict] = []
     images, masks = load_foregrounds(world.fg_ds, local, accelerator.device)
@@ -190,8 +214,18 @@ def _search_local(world: _World, local: list[int], predict: Predict, state: Chal
         state.add(row)
         bar.outcome(outcome)
 
-    search_backgrounds(images, masks, world.fg_labels[local], world.pool, world.pool_labels, predict,
-                       batch_size=batch_size, reorder=reorder, on_outcome=record, on_batch=bar.batch)
+    search_backgrounds(
+        images,
+        masks,
+        world.fg_labels[local],
+        world.pool,
+        world.pool_labels,
+        predict,
+        batch_size=batch_size,
+        reorder=reorder,
+        on_outcome=record,
+        on_batch=bar.batch,
+    )
     bar.close()
     return new_rows
 
@@ -236,8 +270,13 @@ def run_challenge(
     exhaustive, summary = None, None
     if analysis:
         summary, chosen, preds = _run_analysis(
-            world, forward.predict, accelerator=accelerator, batch_size=batch_size, sample=analysis_sample,
-            output_dir=output_dir, progress=progress,
+            world,
+            forward.predict,
+            accelerator=accelerator,
+            batch_size=batch_size,
+            sample=analysis_sample,
+            output_dir=output_dir,
+            progress=progress,
         )
         if len(chosen) == len(world.fg_ids):
             exhaustive = outcomes_from_predictions(preds, world.fg_labels, world.pool_labels)
@@ -254,30 +293,43 @@ def run_challenge(
         for row in new_rows:
             state.add(row)
     else:
-        new_rows = _search_local(world, local, forward.predict, state, accelerator=accelerator,
-                                 batch_size=batch_size, reorder=reorder, progress=progress)
+        new_rows = _search_local(
+            world,
+            local,
+            forward.predict,
+            state,
+            accelerator=accelerator,
+            batch_size=batch_size,
+            reorder=reorder,
+            progress=progress,
+        )
     state.flush()
 
     rows = _gather_rows(new_rows, done, world.fg_ids)
-    metrics = challenge_metrics([r["label"] for r in rows], [r["vulnerable"] for r in rows],
-                                [r["bg_class_fooled"] for r in rows])
+    metrics = challenge_metrics(
+        [r["label"] for r in rows], [r["vulnerable"] for r in rows], [r["bg_class_fooled"] for r in rows]
+    )
     metrics["pool_size"] = len(world.pool_ids)
     metrics["forward_passes"] = int(sum(r["forward_passes"] for r in rows))
     return ChallengeResult(rows=rows, metrics=metrics, analysis=summary)
 
 
-CHALLENGE_SCHEMA = pa.schema([
-    ("fg_image_id", pa.string()),
-    ("label", pa.int64()),
-    ("vulnerable", pa.bool_()),
-    ("fooling_bg_image_id", pa.string()),
-    ("fooling_prediction", pa.int64()),
-    ("bg_class_fooled", pa.bool_()),
-    ("forward_passes", pa.int64()),
-])
+CHALLENGE_SCHEMA = pa.schema(
+    [
+        ("fg_image_id", pa.string()),
+        ("label", pa.int64()),
+        ("vulnerable", pa.bool_()),
+        ("fooling_bg_image_id", pa.string()),
+        ("fooling_prediction", pa.int64()),
+        ("bg_class_fooled", pa.bool_()),
+        ("forward_passes", pa.int64()),
+    ]
+)
 
 
 def write_challenge_parquet(rows: Sequence[dict], path: Path) -> Path:
     """``challenge.parquet``: one row per foreground, the CONTRACTS.md columns; written atomically."""
-    table = pa.Table.from_pylist([{c: row[c] for c in CHALLENGE_COLUMNS} for row in rows], schema=CHALLENGE_SCHEMA)
+    table = pa.Table.from_pylist(
+        [{c: row[c] for c in CHALLENGE_COLUMNS} for row in rows], schema=CHALLENGE_SCHEMA
+    )
     return atomic_write(path, lambda tmp: pq.write_table(table, tmp))

@@ -92,8 +92,13 @@ class BackgroundRanking:
             # Over all classes, a background's record says nothing about foregrounds of its own class (it
             # turned others into that class): it counts only for the other classes' foregrounds.
             other = self.pool_labels != label
-            keys = (self._index, -self.fooled.sum(0) * other, -self.class_fooled.sum(0) * other,
-                    -self.fooled[label], -self.class_fooled[label])
+            keys = (
+                self._index,
+                -self.fooled.sum(0) * other,
+                -self.class_fooled.sum(0) * other,
+                -self.fooled[label],
+                -self.class_fooled[label],
+            )
             self._orders[label] = np.lexsort(keys)
         return self._orders[label]
 
@@ -153,7 +158,6 @@ class _Foreground:
         return ForegroundOutcome(self.vulnerable, self.class_fooled, bg, pred, self.passes)
 
 
-
 def as_nhwc(images: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) -> its (N, H, W, C) contiguous view; no copy when ``images`` is channels-last already."""
     return images.permute(0, 2, 3, 1).contiguous()
@@ -176,18 +180,19 @@ class Foregrounds:
     def __len__(self) -> int:
         return len(self.masked)
 
-    def composite(self, pool_nhwc: torch.Tensor, fg_index: torch.Tensor, bg_index: torch.Tensor
-                  ) -> torch.Tensor:
+    def composite(
+        self, pool_nhwc: torch.Tensor, fg_index: torch.Tensor, bg_index: torch.Tensor
+    ) -> torch.Tensor:
         """uint8 composites ``fg * mask + bg * (1 - mask)`` of the pairs (fg_index[k], bg_index[k]).
 
         ``pool_nhwc`` is the pool as (M, H, W, 3) (:func:`as_nhwc`); the result is (B, 3, H, W) channels-last.
         Exact in uint8 (the two terms never overlap); integer multiply-adds over index_select are about ten
         times faster on CPU than torch.where with a broadcast boolean mask.
         """
-        out = self.masked.index_select(0, fg_index) + \
-            pool_nhwc.index_select(0, bg_index) * self.background.index_select(0, fg_index)
+        out = self.masked.index_select(0, fg_index) + pool_nhwc.index_select(
+            0, bg_index
+        ) * self.background.index_select(0, fg_index)
         return out.permute(0, 3, 1, 2)
-
 
 
 def search_backgrounds(
@@ -226,8 +231,11 @@ def search_backgrounds(
     exhausted_queue = False
     batches, resorted_at, resorted_version = 0, 0, ranking.version
     while True:
-        if (ranking.reorder and ranking.version != resorted_version
-                and batches - resorted_at >= RESORT_EVERY_BATCHES):
+        if (
+            ranking.reorder
+            and ranking.version != resorted_version
+            and batches - resorted_at >= RESORT_EVERY_BATCHES
+        ):
             positions = {label: ranking.positions(label) for label in {fg.label for fg in active}}
             for fg in active:
                 fg.resort(positions[fg.label])
@@ -250,8 +258,9 @@ def search_backgrounds(
         owners = np.fromiter((fg.index for fg, _ in plan), dtype=np.int64, count=len(plan))
         fg_index = np.repeat(owners, lengths)
         bg_index = np.concatenate([chunk for _, chunk in plan])
-        batch = foregrounds.composite(pool_nhwc, torch.from_numpy(fg_index).to(device),
-                                      torch.from_numpy(bg_index).to(device))
+        batch = foregrounds.composite(
+            pool_nhwc, torch.from_numpy(fg_index).to(device), torch.from_numpy(bg_index).to(device)
+        )
         preds = predict(batch).cpu().numpy()
         batches += 1
         pair_labels = fg_labels[fg_index]
@@ -308,8 +317,9 @@ def pair_predictions(
     return out.reshape(num_fg, num_bg)
 
 
-def outcomes_from_predictions(preds: np.ndarray, fg_labels: np.ndarray, pool_labels: np.ndarray
-                              ) -> list[ForegroundOutcome]:
+def outcomes_from_predictions(
+    preds: np.ndarray, fg_labels: np.ndarray, pool_labels: np.ndarray
+) -> list[ForegroundOutcome]:
     """The outcomes an exhaustive (N, M) prediction matrix implies (witness: first fooling bg, pool order)."""
     fooled = preds != np.asarray(fg_labels)[:, None]
     class_fooled = fooled & (preds == np.asarray(pool_labels)[None, :])

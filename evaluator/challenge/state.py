@@ -52,12 +52,15 @@ class ChallengeState:
         try:
             found = json.loads(meta.read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            raise In9Error(f"challenge state {meta}: unreadable ({exc}); delete {self.dir} to start over"
-                           ) from None
+            raise In9Error(
+                f"challenge state {meta}: unreadable ({exc}); delete {self.dir} to start over"
+            ) from None
         if found != self.key:
             differ = sorted(k for k in set(found) | set(self.key) if found.get(k) != self.key.get(k))
-            raise In9Error(f"challenge state {self.dir} belongs to another run (differs in "
-                           f"{', '.join(differ)}); delete it or use another output directory")
+            raise In9Error(
+                f"challenge state {self.dir} belongs to another run (differs in "
+                f"{', '.join(differ)}); delete it or use another output directory"
+            )
 
     def load(self) -> dict[str, dict]:
         """Every outcome saved so far by any process, by fg_image_id (a torn last line is ignored)."""

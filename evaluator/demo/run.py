@@ -17,7 +17,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from evaluator.demo.train_tiny import TrainSettings, save_classifier, train_classifier, training_images
 from in9_builder.errors import In9Error
+from in9_builder.export import export
+from in9_builder.sources.synthetic import SyntheticSource
 
 MARKER = ".in9-demo"  # written into the output folder, so that a rerun knows the folder is its own to replace
 MODELS = ("original", "mixed_rand")  # the training set each model sees, which is also its name
@@ -49,25 +52,29 @@ class DemoSettings:
 
 
 def _source_kwargs(args: DemoSettings, split: str) -> dict:
-    counts = {"per_class": args.per_class, "train_per_class": 0} if split == "test" else {
-        "per_class": 2, "train_per_class": args.train_per_class}  # per_class 2: the smallest valid test split
-    return {**counts, "size": args.size, "scene_seed": args.seed, "bg_correlation": args.bg_correlation,
-            "fg_hue_correlation": args.fg_hue_correlation}
+    counts = (
+        {"per_class": args.per_class, "train_per_class": 0}
+        if split == "test"
+        else {"per_class": 2, "train_per_class": args.train_per_class}
+    )  # per_class 2: the smallest valid test split
+    return {
+        **counts,
+        "size": args.size,
+        "scene_seed": args.seed,
+        "bg_correlation": args.bg_correlation,
+        "fg_hue_correlation": args.fg_hue_correlation,
+    }
 
 
 def build_test_export(args: DemoSettings, out: Path) -> Path:
-    from in9_builder.export import export
-
     return export("synthetic", out, seed=args.seed, source_kwargs=_source_kwargs(args, "test"), num_proc=1)
 
 
 def train_models(args: DemoSettings, models_dir: Path) -> dict[str, Path]:
-    from evaluator.demo.train_tiny import TrainSettings, save_classifier, train_classifier, training_images
-    from in9_builder.sources.synthetic import SyntheticSource
-
     scenes = list(SyntheticSource(**_source_kwargs(args, "train")).scenes("train"))
-    settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-                             seed=args.seed)
+    settings = TrainSettings(
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed
+    )
     folders = {}
     for name in MODELS:
         images, labels = training_images(scenes, name, args.seed)
@@ -115,8 +122,11 @@ def run_demo(args: DemoSettings) -> dict[str, dict]:
     out = Path(args.out).absolute()
     if out.exists():
         if not (args.overwrite or (out / MARKER).is_file()):
-            raise In9Error(f"out={out} already exists and is not a previous demo's output; "
-                           "pass overwrite=True or choose another folder", argument="out")
+            raise In9Error(
+                f"out={out} already exists and is not a previous demo's output; "
+                "pass overwrite=True or choose another folder",
+                argument="out",
+            )
         shutil.rmtree(out)
     out.mkdir(parents=True)
     (out / MARKER).write_text("in9-demo output; rerunning in9-demo replaces this folder\n")
@@ -129,15 +139,41 @@ def run_demo(args: DemoSettings) -> dict[str, dict]:
     results_dir = out / "results"
     for folder in folders.values():
         # Batches of 256 small images: ~3x faster on CPU than the default 32; results do not depend on it.
-        run_cli(["in9-eval", "--model", str(folder), "--data", str(data), "--challenge", "--no-progress",
-                 "--batch-size", "256", "--output-dir", str(results_dir / folder.name),
-                 "--cache-dir", str(out / "cache")])
+        run_cli(
+            [
+                "in9-eval",
+                "--model",
+                str(folder),
+                "--data",
+                str(data),
+                "--challenge",
+                "--no-progress",
+                "--batch-size",
+                "256",
+                "--output-dir",
+                str(results_dir / folder.name),
+                "--cache-dir",
+                str(out / "cache"),
+            ]
+        )
         print(f"[{time.perf_counter() - started:.0f} s] evaluated {folder.name}", flush=True)
     site = out / "site"
-    run_cli(["in9-leaderboard", "build", str(results_dir), "--out", str(site), "--data", str(data),
-             "--allow-unpinned"])
-    rows = {name: json.loads((results_dir / folder.name / "results.json").read_text())
-            for name, folder in folders.items()}
+    run_cli(
+        [
+            "in9-leaderboard",
+            "build",
+            str(results_dir),
+            "--out",
+            str(site),
+            "--data",
+            str(data),
+            "--allow-unpinned",
+        ]
+    )
+    rows = {
+        name: json.loads((results_dir / folder.name / "results.json").read_text())
+        for name, folder in folders.items()
+    }
     print()
     print(format_table(rows))
     print()

@@ -83,9 +83,7 @@ def training_images(scenes: Sequence[Scene], variant: str, seed: int) -> tuple[n
     pairing = None
     if variant in MIXED_VARIANTS:
         pairing = draw_backgrounds(seed, {s.image_id: s.label for s in scenes}, variant)
-    images = [
-        render_variant(variant, s, by_id[pairing[s.image_id]] if pairing else None) for s in scenes
-    ]
+    images = [render_variant(variant, s, by_id[pairing[s.image_id]] if pairing else None) for s in scenes]
     return np.stack(images), np.array([s.label for s in scenes], dtype=np.int64)
 
 
@@ -131,8 +129,12 @@ def train_classifier(
         torch.set_num_threads(threads)
 
 
-def _train(pixel_values: torch.Tensor, targets: torch.Tensor, settings: TrainSettings,
-           log: Callable[[str], None] | None) -> ResNetForImageClassification:
+def _train(
+    pixel_values: torch.Tensor,
+    targets: torch.Tensor,
+    settings: TrainSettings,
+    log: Callable[[str], None] | None,
+) -> ResNetForImageClassification:
     count = len(targets)
     # Fork the global RNG so that training is seeded without changing the caller's random state.
     with torch.random.fork_rng(devices=[]):

@@ -1,8 +1,8 @@
 """Which head a model has, and how its logits become IN-9 predictions (spec §2).
 
 The head is decided from the model's ``id2label`` (or an explicit label map), never guessed: 1000 ImageNet-1k
-names -> ``imagenet-1k``; the 9 IN-9 names in any order and spelling -> ``in9``; ``label_map`` (``--label-map FILE``) ->
-``label-map``; anything else is an :class:`In9Error` that says what was found and how to pass a map.
+names -> ``imagenet-1k``; the 9 IN-9 names in any order and spelling -> ``in9``; ``label_map`` (a JSON
+file) -> ``label-map``; anything else is an :class:`In9Error` that says what was found and how to pass a map.
 """
 
 from __future__ import annotations
@@ -20,7 +20,14 @@ import torch
 from torch import Tensor
 
 from evaluator.config import LABEL_MODES
-from in9_builder.classes import CLASS_NAMES, IN1K_TO_IN9, NUM_CLASSES, class_index
+from in9_builder.classes import (
+    CLASS_NAMES,
+    IN1K_TO_IN9,
+    NUM_CLASSES,
+    class_index,
+    imagenet1k_names,
+    imagenet1k_wnids,
+)
 from in9_builder.errors import In9Error
 
 LABEL_MAP_FORMAT = (
@@ -54,8 +61,6 @@ def _fold(name: str) -> str:
 @lru_cache(maxsize=1)
 def _imagenet_synonyms() -> tuple[frozenset[str], ...]:
     """Per ImageNet-1k index, every accepted spelling: the full name, each comma synonym, the wnid."""
-    from in9_builder.classes import imagenet1k_names, imagenet1k_wnids
-
     out = []
     for name, wnid in zip(imagenet1k_names(), imagenet1k_wnids(), strict=True):
         spellings = {_fold(name), wnid.lower()} | {_fold(part) for part in name.split(",") if part.strip()}

@@ -41,7 +41,9 @@ class LoadedModel:
             "revision": self.revision,
             "weights": weights_digest(self.model),
             "preprocess": repr(self.preprocess),
-            "to_in9": hashlib.sha256(np.asarray(self.label_space.to_in9, dtype=np.int64).tobytes()).hexdigest(),
+            "to_in9": hashlib.sha256(
+                np.asarray(self.label_space.to_in9, dtype=np.int64).tobytes()
+            ).hexdigest(),
         }
 
 
@@ -124,9 +126,7 @@ def _fetch_hub(model: str, revision: str | None, *, allow_pickle: bool) -> tuple
             "first with network access or pass a local folder"
         ) from None
     except OSError as exc:
-        raise In9Error(
-            f"model={where}: could not be downloaded ({exc.__class__.__name__}: {exc})"
-        ) from None
+        raise In9Error(f"model={where}: could not be downloaded ({exc.__class__.__name__}: {exc})") from None
     return folder, folder.name
 
 
@@ -148,9 +148,7 @@ def _load_classifier(folder: Path, model_id: str, *, trust_remote_code: bool, al
     from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES
 
     if not (folder / "config.json").is_file():
-        raise In9Error(
-            f"model={model_id}: {folder} has no config.json; is this a transformers model folder?"
-        )
+        raise In9Error(f"model={model_id}: {folder} has no config.json; is this a transformers model folder?")
     try:
         config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
     except ValueError as exc:
@@ -206,9 +204,7 @@ def load_model(
     local = Path(model).expanduser()
     if local.is_dir():
         if revision is not None:
-            raise In9Error(
-                f"revision={revision!r}: model={model} is a local folder, which has no revisions"
-            )
+            raise In9Error(f"revision={revision!r}: model={model} is a local folder, which has no revisions")
         folder, sha, source = local, LOCAL_REVISION, "local"
     elif local.exists():
         raise In9Error(f"model={model}: is a file; pass the folder that holds config.json and the weights")

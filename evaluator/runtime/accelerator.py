@@ -1,4 +1,4 @@
-"""The accelerate ``Accelerator`` an evaluation runs on, made without touching the caller's accelerate state."""
+"""The ``Accelerator`` an evaluation runs on, made without touching the caller's accelerate state."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ def make_accelerator(precision: str = "no", *, cpu: bool | None = None, reset: b
     from accelerate.state import AcceleratorState
 
     if precision not in PRECISIONS:
-        raise In9Error(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}", argument="precision")
+        raise In9Error(
+            f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}", argument="precision"
+        )
     if cpu is None:
         cpu = not torch.cuda.is_available()
     if precision == "fp16" and cpu:

@@ -125,9 +125,9 @@ def decode_column(dataset, column: str = "image") -> list[np.ndarray]:
 class DecodedImages(torch.utils.data.Dataset):
     """Row index + uint8 image of a ``datasets.Dataset``; decoding happens here, in whichever thread asks.
 
-    The stored ``{bytes, path}`` are handed out undecoded and decoded by :func:`decode_rgb`: the same pixels as
-    datasets' decoding, without its serial loop. With ``threads > 1`` a batch is decoded by that many threads
-    (the decoders release the GIL): for a run in the main process with a single inference stream; CPU runs
+    The stored ``{bytes, path}`` are handed out undecoded and decoded by :func:`decode_rgb`: the same pixels
+    as datasets' decoding, without its serial loop. With ``threads > 1`` a batch is decoded by that many
+    threads (the decoders release the GIL): for a run in the main process with a single inference stream; CPU runs
     with two streams decode with one thread each.
     """
 
@@ -170,7 +170,7 @@ class DecodedImages(torch.utils.data.Dataset):
 
 
 def collate(items):
-    """(index, HWC image) items -> (indices, uint8 NCHW batch in channels-last memory, or a list if sizes vary).
+    """(index, HWC image) items -> (indices, uint8 NCHW channels-last batch, or a list if sizes vary).
 
     np.stack of (H, W, 3) images then a permute gives an NCHW view in channels-last memory: one copy (numpy's
     stack is faster than torch.stack on uint8), in the layout convolutions like.
