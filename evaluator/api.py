@@ -19,7 +19,8 @@ from evaluator.predict import (
     predict_variants,
 )
 from evaluator.preprocess import PROTOCOLS
-from evaluator.results import Results, environment, from_predictions
+from evaluator.results.schema import Results, from_predictions
+from evaluator.runtime.environment import environment
 from in9_builder.classes import IMAGE_VARIANTS
 from in9_builder.errors import In9Error
 
@@ -223,7 +224,7 @@ def evaluate(
     )
     if out is not None and accelerator.is_main_process:
         results.write(out)
-        from evaluator.submission import write_submission
+        from evaluator.results.submission import write_submission
 
         write_submission(results, out)  # .eval_results/in9.yaml + the model card snippet (spec §6.5)
     accelerator.wait_for_everyone()

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from evaluator.cpu_allocator import tune_cpu_allocator
+from evaluator.results.schema import CHALLENGE_COLUMNS, write_challenge_parquet  # noqa: F401 (re-exported)
 from in9_builder.classes import NUM_CLASSES
 from in9_builder.errors import In9Error
 
@@ -47,16 +48,6 @@ STATE_FLUSH_SECONDS = 2.0  # the longest a decided foreground waits in memory be
 # Foregrounds in flight re-sort their untried backgrounds by the current ranking every this many batches (when
 # it changed): a count, not a clock, so that a run's schedule is reproducible.
 RESORT_EVERY_BATCHES = 16
-
-CHALLENGE_COLUMNS = (
-    "fg_image_id",
-    "label",
-    "vulnerable",
-    "fooling_bg_image_id",
-    "fooling_prediction",
-    "bg_class_fooled",
-    "forward_passes",
-)
 
 
 @dataclass(frozen=True)
@@ -660,26 +651,3 @@ def run_challenge(
     metrics["pool_size"] = len(pool_ids)
     metrics["forward_passes"] = int(sum(r["forward_passes"] for r in rows))
     return ChallengeResult(rows=rows, metrics=metrics, analysis=summary)
-
-
-def write_challenge_parquet(rows: Sequence[dict], path: Path) -> Path:
-    """``challenge.parquet``: one row per foreground, the CONTRACTS.md columns; written atomically."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    schema = pa.schema([
-        ("fg_image_id", pa.string()),
-        ("label", pa.int64()),
-        ("vulnerable", pa.bool_()),
-        ("fooling_bg_image_id", pa.string()),
-        ("fooling_prediction", pa.int64()),
-        ("bg_class_fooled", pa.bool_()),
-        ("forward_passes", pa.int64()),
-    ])
-    table = pa.Table.from_pylist([{c: row[c] for c in CHALLENGE_COLUMNS} for row in rows], schema=schema)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
-    return path

@@ -32,19 +32,8 @@ from evaluator.decode import decode_rgb, to_uint8_hwc
 from evaluator.labels import logits_to_in9
 from evaluator.models import LoadedModel
 from evaluator.config import PRECISIONS
+from evaluator.results.schema import PREDICTION_SCHEMA
 from in9_builder.errors import In9Error
-
-PREDICTION_SCHEMA = pa.schema(
-    [
-        ("variant", pa.string()),
-        ("image_id", pa.string()),
-        ("fg_image_id", pa.string()),
-        ("label", pa.int64()),
-        ("prediction", pa.int64()),
-        ("raw_top1", pa.int64()),
-        ("scores", pa.list_(pa.float32(), 9)),
-    ]
-)
 
 
 def default_cache_dir() -> Path:
