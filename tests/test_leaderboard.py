@@ -17,7 +17,7 @@ import pytest
 import hub_cards
 from evaluator.cli.leaderboard import main
 from evaluator.leaderboard import validate
-from evaluator.leaderboard.registry import register_export, user_registry_path
+from evaluator.leaderboard.registry import load_registry, register_export, user_registry_path
 from evaluator.leaderboard.site import build_site, deduplicate
 from hub_cards import CANONICAL_FINGERPRINTS
 from in9_builder.errors import In9Error
@@ -526,6 +526,9 @@ def test_registry_errors_name_the_flag(capsys, tmp_path, monkeypatch, eval_submi
     monkeypatch.setenv("IN9_REGISTRY", str(broken))
     assert main(["validate", str(folder), *UNPINNED]) == 2
     assert capsys.readouterr().err.startswith(f"error: {broken}: not a valid registry (")
+    broken.write_text('{"schema": "in9-canonical/1"}')
+    with pytest.raises(In9Error, match="'editions' must be a list of editions"):
+        load_registry(broken)
 
 
 def _row(model, created, path, original=90.0):

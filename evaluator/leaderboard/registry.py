@@ -49,10 +49,11 @@ def registry_label(registry_path: str | os.PathLike | None = None) -> str:
 
 
 def _read(path: Path, *, named: bool) -> dict[str, Any]:
-    """One registry file; ``named``: the caller passed it as ``registry_path``."""
+    """One registry file; ``named``: the caller passed it as ``registry_path`` (errors name the argument)."""
+    argument = "registry_path" if named else None
     if path.is_dir():
         where = f"registry_path={path}" if named else str(path)
-        raise In9Error(f"{where}: is a folder; name the registry's JSON file", argument="registry_path")
+        raise In9Error(f"{where}: is a folder; name the registry's JSON file", argument=argument)
     if not path.exists():
         return {"schema": REGISTRY_SCHEMA, "editions": []}
     try:
@@ -63,10 +64,12 @@ def _read(path: Path, *, named: bool) -> dict[str, Any]:
             if path == CANONICAL_FINGERPRINTS
             else "fix it or delete it and register again"
         )
-        raise In9Error(f"{path}: not a valid registry ({e}); {fix}", argument="registry_path") from None
-    if not isinstance(registry, dict) or registry.get("schema") != REGISTRY_SCHEMA:
-        schema = registry.get("schema") if isinstance(registry, dict) else None
-        raise In9Error(f"{path}: schema {schema!r} is not {REGISTRY_SCHEMA!r}", argument="registry_path")
+        raise In9Error(f"{path}: not a valid registry ({e}); {fix}", argument=argument) from None
+    schema = registry.get("schema") if isinstance(registry, dict) else None
+    if schema != REGISTRY_SCHEMA:
+        raise In9Error(f"{path}: schema {schema!r} is not {REGISTRY_SCHEMA!r}", argument=argument)
+    if not isinstance(registry.get("editions"), list):
+        raise In9Error(f"{path}: 'editions' must be a list of editions", argument=argument)
     return registry
 
 
