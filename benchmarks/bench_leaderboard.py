@@ -21,8 +21,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from evaluator import leaderboard, metrics
-from evaluator.results import from_predictions
+from evaluator import metrics
+from evaluator.leaderboard.site import build_site
+from evaluator.leaderboard.validate import validate_files
+from evaluator.results.schema import SCHEMA, from_predictions
 from hub_cards import leaderboard_page, published_rows
 from in9_builder.classes import IMAGE_VARIANTS, MIXED_VARIANTS
 
@@ -74,7 +76,7 @@ def make_submission(folder: Path, seed: int) -> dict:
         "forward_passes": 10 * len(labels),
     }
     doc = {
-        "schema": "in9-results/1",
+        "schema": SCHEMA,
         "model": {
             "id": f"org/model-{seed}",
             "revision": f"{seed:040x}",
@@ -140,12 +142,12 @@ def main() -> None:
         read_s = time.perf_counter() - start
 
         start = time.perf_counter()
-        (sub,) = leaderboard.validate_files([first / "results.json"], registry_path=registry)
+        (sub,) = validate_files([first / "results.json"], registry_path=registry)
         validate_s = time.perf_counter() - start
         assert sub.ok, sub.problems
 
         start = time.perf_counter()
-        report = leaderboard.build_site(root / "results", root / "site", registry_path=registry)
+        report = build_site(root / "results", root / "site", registry_path=registry)
         build_s = time.perf_counter() - start
         assert len(report.rows) == args.submissions
         start = time.perf_counter()

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from evaluator.api import evaluate
     from evaluator.data import open_data
     from evaluator.model.loading import load_model, wrap_module
-    from evaluator.results import Results
+    from evaluator.results.schema import Results
 
 __all__ = ["evaluate", "open_data", "load_model", "wrap_module", "Results"]
 
@@ -21,7 +21,7 @@ _HOMES = {
     "open_data": "evaluator.data",
     "load_model": "evaluator.model.loading",
     "wrap_module": "evaluator.model.loading",
-    "Results": "evaluator.results",
+    "Results": "evaluator.results.schema",
 }
 
 

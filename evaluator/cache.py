@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from evaluator.results import PREDICTION_SCHEMA  # results.schema after the results/ package lands
+from evaluator.results.schema import PREDICTION_SCHEMA
 from in9_builder.atomic import atomic_write, atomic_write_text
 
 

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from evaluator.cache import PredictionCache
 from evaluator.forward import Forward
-from evaluator.results import PREDICTION_SCHEMA  # results.schema after the results/ package lands
+from evaluator.results.schema import PREDICTION_SCHEMA
 from evaluator.runtime import streams
 from evaluator.runtime.decode import DecodedImages, collate
 

@@ -20,14 +20,14 @@ from .gallery import GALLERY_FILENAME, gallery_from_export, make_gallery
 TEMPLATES = Path(__file__).parent
 PUBLISHED_RESULTS = TEMPLATES / "published_results.json"
 CANONICAL_FINGERPRINTS = TEMPLATES / "canonical_fingerprints.json"
-# The local `evaluate` metric module (spec §6.6): `evaluate.load(str(METRIC_SCRIPT))`.
+# The local `evaluate` metric module: `evaluate.load(str(METRIC_SCRIPT))`.
 METRIC_SCRIPT = TEMPLATES / "metric" / "in9_metric.py"
 
 # The id the Hub repo is expected to have; every renderer takes another one.
 DEFAULT_DATASET_ID = "in9-bench/in9"
 EVALUATION_FRAMEWORK = "in9-bench"
 
-# One line per config: paper Table 1 and spec §3.
+# One line per config, as the paper defines them (Xiao et al., ICLR 2021, Table 1).
 CONFIG_DEFINITIONS: dict[str, str] = {
     "original": "the unmodified image",
     "only_bg_b": "the bounding box blacked out; the background unmodified",
@@ -75,7 +75,8 @@ def _ranges(indices: Sequence[int]) -> str:
 
 
 def class_table() -> list[dict[str, Any]]:
-    """The class table of spec §2 as rows for templates (from ``in9_builder.classes``, never restated)."""
+    """The 9 classes with their ImageNet-1k indices as rows for templates (from ``in9_builder.classes``, never
+    restated)."""
     rows = []
     for c in CLASSES:
         idx = in1k_indices(c.index)
@@ -183,7 +184,7 @@ def render_dataset_card(card_data: dict, context: dict) -> str:
 
 
 def eval_yaml_data(dataset_id: str = DEFAULT_DATASET_ID, configs: Sequence[str] = IMAGE_VARIANTS) -> dict:
-    """The dataset repo's ``eval.yaml`` (hf-stack-facts §6): one leaderboard task per image variant."""
+    """The dataset repo's ``eval.yaml`` (the Hub's leaderboard task list): one task per image variant."""
     return {
         "name": "IN-9 backgrounds challenge",
         "description": (
@@ -192,7 +193,7 @@ def eval_yaml_data(dataset_id: str = DEFAULT_DATASET_ID, configs: Sequence[str] 
             f"`in9-eval`; values are accuracies in [0, 1]. Dataset: {dataset_id}."
         ),
         # A custom framework id must be added to huggingface.js packages/tasks/src/eval.ts before the Hub
-        # accepts it (hf-stack-facts §6); until then the file documents the tasks.
+        # accepts it; until then the file documents the tasks.
         "evaluation_framework": EVALUATION_FRAMEWORK,
         "tasks": [
             {"id": name, "config": name, "split": "test"} for name in configs if name in IMAGE_VARIANTS
@@ -213,7 +214,8 @@ def _published() -> dict:
 
 
 def published_rows() -> list[dict[str, Any]]:
-    """The published numbers of spec §8.1 (percent, as printed), each with its source name and URL."""
+    """The published numbers (the paper, the original repository's README, later papers; percent, as printed),
+    each with its source name and URL."""
     data = _published()
     return [
         {

@@ -4,10 +4,14 @@
 challenge.parquet, .eval_results/in9.yaml) for the two ``tiny_models`` on the ``synthetic_export`` fixture,
 and a registry file with that export's canonical fingerprints (registered with ``in9-leaderboard register``).
 The models are local folders, so their results carry no revision: validating them needs ``--allow-unpinned``.
+
+``IN9_REGISTRY`` points into the session's temporary folder for every test (and every subprocess a test
+starts), so no test reads or writes the real user registry in ``~/.cache/in9``.
 """
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +24,52 @@ class Submissions:
     folders: dict[str, Path]  # model key ("in1k", "in9") -> output folder
     registry: Path  # canonical fingerprints registry with the synthetic export's edition
     export: Path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def user_registry(tmp_path_factory) -> Path:
+    """The user registry of this test session (empty until a test registers into it)."""
+    path = tmp_path_factory.mktemp("user-registry") / "canonical_fingerprints.json"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("IN9_REGISTRY", str(path))
+        yield path
+
+
+# What runs a model: a results or leaderboard module importing any of these needs torch to read a file.
+MODEL_RUNNING = (
+    "torch",
+    "transformers",
+    "accelerate",
+    "evaluator.runtime",
+    *(
+        f"evaluator.{m}"
+        for m in ("api", "challenge", "cpu_allocator", "data", "models", "predict", "preprocess")
+    ),
+)
+
+
+def imported_modules(folder: Path) -> dict[str, set[str]]:
+    """Every module each ``.py`` file under ``folder`` imports, at any depth (function-level imports too)."""
+    out = {}
+    for file in sorted(folder.rglob("*.py")):
+        names = set()
+        for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+        out[str(file.relative_to(folder))] = names
+    return out
+
+
+def model_running_imports(folder: Path) -> dict[str, list[str]]:
+    """file -> the model-running modules it imports, for each ``.py`` file under ``folder`` importing one."""
+    out = {}
+    for file, names in imported_modules(folder).items():
+        bad = sorted(n for n in names if any(n == m or n.startswith(f"{m}.") for m in MODEL_RUNNING))
+        if bad:
+            out[file] = bad
+    return out
 
 
 def run_in9_eval(model: Path, export: Path, out: Path, cache: Path) -> Path:

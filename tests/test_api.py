@@ -15,7 +15,7 @@ import torch
 from evaluator.api import evaluate
 from evaluator.data import open_data
 from evaluator.model.labels import LabelSpace
-from evaluator.results import from_predictions
+from evaluator.results.schema import from_predictions
 from in9_builder.classes import IMAGE_VARIANTS
 from in9_builder.errors import In9Error
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluator.leaderboard import build_site
+from evaluator.leaderboard.site import build_site
 
 CHROMIUM = Path(os.environ.get("IN9_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -56,6 +56,7 @@ def _column(tab, table: str, key: str) -> list[str]:
     )
 
 
+@pytest.mark.slow
 def test_page_sorts_draws_and_needs_no_network(page, eval_submissions):
     tab, requests, errors = page
     assert errors == []

@@ -13,9 +13,9 @@ from PIL import Image
 from evaluator.challenge import search
 from evaluator.challenge import state as challenge_state
 from evaluator.challenge.analysis import attack_success_rates, sample_foregrounds
-from evaluator.challenge.run import run_challenge, write_challenge_parquet
+from evaluator.challenge.run import run_challenge
 from evaluator.challenge.search import outcomes_from_predictions, search_backgrounds
-from evaluator.challenge.state import CHALLENGE_COLUMNS
+from evaluator.results.schema import CHALLENGE_COLUMNS, write_challenge_parquet
 from evaluator.forward import Forward
 from evaluator.metrics import challenge_metrics
 from evaluator.model.labels import LabelSpace

@@ -1,4 +1,5 @@
-"""The evaluate metric module (spec §6.6): loaded offline from its path, same numbers as evaluator.metrics."""
+"""The evaluate metric module (hub_cards/metric): loaded offline from its path, the numbers of
+evaluator.metrics."""
 
 from __future__ import annotations
 

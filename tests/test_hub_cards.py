@@ -1,9 +1,11 @@
-"""The dataset card, eval.yaml, the gallery and the published rows, as a Hub reader sees them."""
+"""The dataset card, eval.yaml, the gallery and the published rows, as a Hub reader sees them; hub_cards is
+templates and renderers only (data in, text out)."""
 
 from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -12,6 +14,7 @@ import yaml
 from huggingface_hub import DatasetCard
 from PIL import Image
 
+import hub_cards
 from hub_cards import (
     CONFIG_DEFINITIONS,
     class_table,
@@ -22,6 +25,7 @@ from hub_cards import (
 )
 from in9_builder.classes import CLASSES, CONFIGS, IMAGE_VARIANTS
 from in9_builder.errors import In9Error
+from tests.fixtures_leaderboard import imported_modules
 
 
 def test_exported_card_states_every_config_count_and_fingerprint(synthetic_export):
@@ -112,3 +116,13 @@ def test_published_rows_are_the_spec_numbers():
         20.02,
         3.78,
     )
+
+
+def test_hub_cards_never_import_the_evaluator_but_the_metric_module_reads_its_metrics():
+    imports = imported_modules(Path(hub_cards.__file__).parent)
+    evaluator = {
+        file: sorted(n for n in names if n.split(".")[0] == "evaluator") for file, names in imports.items()
+    }
+    assert {file: names for file, names in evaluator.items() if names} == {
+        "metric/in9_metric.py": ["evaluator", "evaluator.metrics"]
+    }

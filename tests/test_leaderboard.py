@@ -1,25 +1,40 @@
-"""in9-leaderboard validate / build / register (spec §7) on real in9-eval output: the files pass, every
-tampering is rejected with one line naming the file and the field, the page holds every row and keeps the
-reported rows apart."""
+"""in9-leaderboard validate / build / register on real in9-eval output: the files pass, every tampering is
+rejected with one line naming the file and the field, registrations land in the user registry (never in the
+package), the page holds every row and keeps the reported rows apart."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from evaluator import leaderboard
+import hub_cards
 from evaluator.cli.leaderboard import main
+from evaluator.leaderboard import validate
+from evaluator.leaderboard.registry import load_registry, register_export, user_registry_path
+from evaluator.leaderboard.site import build_site, deduplicate
+from hub_cards import CANONICAL_FINGERPRINTS
+from in9_builder.errors import In9Error
+from tests.fixtures_leaderboard import model_running_imports
 
 UNPINNED = ["--allow-unpinned"]  # the fixture's models are local folders: no revision to record
 
 
 def _validate(capsys, *paths, registry, extra=UNPINNED) -> tuple[int, list[str], list[str]]:
     code = main(["validate", *map(str, paths), "--canonical", str(registry), *extra])
+    captured = capsys.readouterr()
+    return code, captured.out.splitlines(), captured.err.splitlines()
+
+
+def _validate_default(capsys, *paths):
+    """validate without --canonical: the packaged registry plus the user registry."""
+    code = main(["validate", *map(str, paths), *UNPINNED])
     captured = capsys.readouterr()
     return code, captured.out.splitlines(), captured.err.splitlines()
 
@@ -76,10 +91,10 @@ def test_register_refuses_a_damaged_export(tmp_path, eval_submissions):
     shard = sorted((export / "mixed_rand").glob("test-*.parquet"))[0]
     _edit_parquet(shard, lambda rows: rows[::-1])  # same rows, other order: another fingerprint
     with pytest.raises(
-        leaderboard.In9Error,
+        In9Error,
         match=r"in9_export.json: configs.mixed_rand.fingerprint .* does not match the parquet files",
     ):
-        leaderboard.register_export(export, tmp_path / "registry.json")
+        register_export(export, tmp_path / "registry.json")
     assert not (tmp_path / "registry.json").exists()
 
 
@@ -384,13 +399,13 @@ def test_official_edition_needs_registered_fingerprints(capsys, tmp_path, eval_s
         doc["data"].update(source="release", edition="official", seed=None)
 
     path = _edit_json(folder, official)
-    # the packaged registry: nobody has registered the release's fingerprints here
+    # the packaged and the (session's) user registry: nobody has registered the release's fingerprints
     code = main(["validate", str(path), *UNPINNED])
     err = capsys.readouterr().err.splitlines()
     assert code == 1
     assert err[0] == (
         f"{path}: data: no canonical fingerprints registered for edition 'release official' in "
-        f"{leaderboard.CANONICAL_FINGERPRINTS}; register the edition's export with "
+        f"{CANONICAL_FINGERPRINTS} + {user_registry_path()}; register the edition's export with "
         "`in9-leaderboard register EXPORT_DIR`"
     )
 
@@ -418,14 +433,18 @@ def test_usage_errors_exit_2(capsys, tmp_path):
     )
 
 
-def test_protocol_names_match_the_evaluator_and_validation_needs_no_torch(eval_submissions):
-    import subprocess
-    import sys
+def test_importing_validation_loads_no_torch():
+    code = "import sys\nimport evaluator.leaderboard.validate\nprint('torch' in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.stdout.splitlines() == ["False"], run.stderr
 
-    from evaluator.model.labels import LABEL_MODES
-    from evaluator.model.preprocess import PROTOCOLS
 
-    assert (leaderboard.LABEL_MODES, leaderboard.PREPROCESS_PROTOCOLS) == (LABEL_MODES, PROTOCOLS)
+def test_leaderboard_never_imports_model_running_code():
+    assert model_running_imports(Path(validate.__file__).parent) == {}
+
+
+@pytest.mark.slow
+def test_validate_cli_in_a_fresh_process_needs_no_torch(eval_submissions):
     code = (
         "import sys\nfrom evaluator.cli.leaderboard import main\n"
         f"code = main(['validate', {str(eval_submissions.folders['in9'])!r}, '--canonical', "
@@ -434,6 +453,75 @@ def test_protocol_names_match_the_evaluator_and_validation_needs_no_torch(eval_s
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.stdout.splitlines()[-1] == "0 False", run.stderr
+
+
+def _package_files() -> dict[Path, bytes]:
+    root = Path(hub_cards.__file__).parent
+    return {
+        p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+def test_register_without_canonical_fills_the_user_registry_and_leaves_the_package_alone(
+    capsys, tmp_path, monkeypatch, eval_submissions
+):
+    user = tmp_path / "user" / "canonical_fingerprints.json"
+    monkeypatch.setenv("IN9_REGISTRY", str(user))
+    before = _package_files()
+    assert main(["register", str(eval_submissions.export)]) == 0
+    assert capsys.readouterr().out == (f"registered synthetic seeded seed=0: 9 config(s) in {user}\n")
+    assert _package_files() == before
+    assert json.loads(user.read_text()) == json.loads(eval_submissions.registry.read_text())
+    # validation reads the packaged registry and the user registry together
+    code, out, err = _validate_default(capsys, eval_submissions.folders["in9"])
+    assert (code, err) == (0, [])
+    # registering the same edition again replaces its entry
+    assert main(["register", str(eval_submissions.export)]) == 0
+    assert len(json.loads(user.read_text())["editions"]) == 1
+    assert _package_files() == before
+
+
+def test_user_registry_follows_the_cache_variables(tmp_path, monkeypatch):
+    monkeypatch.delenv("IN9_REGISTRY")
+    monkeypatch.delenv("IN9_CACHE", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert user_registry_path() == tmp_path / "home" / ".cache" / "in9" / "canonical_fingerprints.json"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert user_registry_path() == tmp_path / "xdg" / "in9" / "canonical_fingerprints.json"
+    monkeypatch.setenv("IN9_CACHE", str(tmp_path / "in9cache"))
+    assert user_registry_path() == tmp_path / "in9cache" / "canonical_fingerprints.json"
+    monkeypatch.setenv("IN9_REGISTRY", str(tmp_path / "mine.json"))
+    assert user_registry_path() == tmp_path / "mine.json"
+
+
+def test_registry_errors_name_the_flag(capsys, tmp_path, monkeypatch, eval_submissions):
+    folder = eval_submissions.folders["in9"]
+    assert main(["validate", str(folder), "--canonical", str(tmp_path), *UNPINNED]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --canonical {tmp_path}: is a folder; name the registry's JSON file\n"
+    )
+    with pytest.raises(In9Error, match=r"^registry_path=.*: is a folder") as caught:
+        validate.validate_files([folder], registry_path=tmp_path)
+    assert caught.value.argument == "registry_path"
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    assert main(["register", str(eval_submissions.export), "--canonical", str(blocked / "r.json")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: --canonical {blocked / 'r.json'}: cannot write it (")
+    monkeypatch.setenv("IN9_REGISTRY", str(blocked / "r.json"))
+    assert main(["register", str(eval_submissions.export)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {blocked / 'r.json'}: cannot write the user registry (") and err.endswith(
+        "); set IN9_REGISTRY to a writable file\n"
+    )
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    monkeypatch.setenv("IN9_REGISTRY", str(broken))
+    assert main(["validate", str(folder), *UNPINNED]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {broken}: not a valid registry (")
+    broken.write_text('{"schema": "in9-canonical/1"}')
+    with pytest.raises(In9Error, match="'editions' must be a list of editions"):
+        load_registry(broken)
 
 
 def _row(model, created, path, original=90.0):
@@ -456,11 +544,11 @@ def test_duplicates_resolve_to_the_newest():
         _row("m", "2026-01-01", "a", 70.0),
         _row("n", "2026-01-01", "c"),
     ]
-    kept, dropped = leaderboard.deduplicate(rows)
+    kept, dropped = deduplicate(rows)
     assert [(r["model"], r["original"]) for r in kept] == [("n", 90.0), ("m", 80.0)]
     assert [r["path"] for r in dropped] == ["a"]
     other_protocol = {**_row("m", "2026-01-03", "d"), "label_mode": "restricted"}
-    assert len(leaderboard.deduplicate(rows + [other_protocol])[0]) == 3
+    assert len(deduplicate(rows + [other_protocol])[0]) == 3
 
 
 @pytest.fixture()
@@ -525,8 +613,6 @@ def test_page_is_self_contained(built_site):
 def test_build_is_deterministic(tmp_path, eval_submissions):
     a, b = tmp_path / "a", tmp_path / "b"
     for site in (a, b):
-        leaderboard.build_site(
-            eval_submissions.root, site, registry_path=eval_submissions.registry, allow_unpinned=True
-        )
+        build_site(eval_submissions.root, site, registry_path=eval_submissions.registry, allow_unpinned=True)
     assert (a / "index.html").read_bytes() == (b / "index.html").read_bytes()
     assert (a / "leaderboard.md").read_bytes() == (b / "leaderboard.md").read_bytes()

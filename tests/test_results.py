@@ -1,14 +1,31 @@
-"""results.json (schema in9-results/1): write, read back, recompute from predictions, clear errors."""
+"""A results folder (results.json schema in9-results/1 and the two parquet files): write, read back, recompute
+from predictions, clear errors; the results package never needs the model-running code."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from evaluator.predict import PREDICTION_SCHEMA
-from evaluator.results import SCHEMA, Results, check_document, console_table, from_predictions
+import evaluator.results
+from evaluator.results import schema
+from evaluator.results.report import console_table
+from evaluator.results.schema import (
+    CHALLENGE_COLUMNS,
+    CHALLENGE_SCHEMA,
+    PREDICTION_SCHEMA,
+    SCHEMA,
+    Results,
+    check_document,
+    from_predictions,
+    write_challenge_parquet,
+)
 from in9_builder.errors import In9Error
+from tests.fixtures_leaderboard import model_running_imports
 
 
 def _predictions() -> pa.Table:
@@ -126,3 +143,67 @@ def test_read_errors(tmp_path):
     (tmp_path / "results.json").write_text("{oops")
     with pytest.raises(In9Error, match="not valid JSON"):
         Results.read(tmp_path / "results.json")
+
+
+def _challenge_rows() -> list[dict]:
+    return [
+        {
+            "fg_image_id": f"fg{i}",
+            "label": i % 9,
+            "vulnerable": i % 2 == 0,
+            "fooling_bg_image_id": f"bg{i}" if i % 2 == 0 else None,
+            "fooling_prediction": (i + 1) % 9 if i % 2 == 0 else None,
+            "bg_class_fooled": i % 4 == 0,
+            "forward_passes": i + 1,
+            "ignored": "not a column",
+        }
+        for i in range(6)
+    ]
+
+
+def test_results_with_challenge_rows_write_the_challenge_parquet(tmp_path):
+    results = _results()
+    results.challenge_rows = _challenge_rows()
+    results.write(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "challenge.parquet",
+        "predictions.parquet",
+        "results.json",
+        "summary.md",
+    ]
+    table = pq.read_table(tmp_path / "challenge.parquet")
+    assert table.schema.equals(CHALLENGE_SCHEMA) and tuple(table.column_names) == CHALLENGE_COLUMNS
+    assert table.to_pylist() == [{c: r[c] for c in CHALLENGE_COLUMNS} for r in _challenge_rows()]
+
+
+def test_an_interrupted_write_keeps_the_previous_files(tmp_path, monkeypatch):
+    results = _results()
+    results.challenge_rows = _challenge_rows()
+    results.write(tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def half_written(table, where):
+        Path(where).write_bytes(b"PAR1 half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(schema.pq, "write_table", half_written)
+    results.challenge_rows = _challenge_rows()[:2]
+    with pytest.raises(OSError, match="disk full"):
+        results.write(tmp_path)
+    with pytest.raises(OSError, match="disk full"):
+        write_challenge_parquet(_challenge_rows()[:1], tmp_path / "challenge.parquet")
+    # every file is the complete previous one, and no temporary file is left beside them
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_results_never_import_model_running_code():
+    folder = Path(evaluator.results.__file__).parent
+    assert model_running_imports(folder) == {}
+    code = (
+        "import sys, tempfile\nimport evaluator.results.submission\nfrom tests.test_results import _results\n"
+        "_results().write(tempfile.mkdtemp())\nprint('torch' in sys.modules)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1]
+    )
+    assert run.stdout.splitlines() == ["False"], run.stderr

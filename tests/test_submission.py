@@ -1,5 +1,5 @@
-"""Hub forms of a result (spec §6.5): .eval_results/in9.yaml and model-index, read back by huggingface_hub's
-own parsers with every value intact."""
+"""Hub forms of a result: .eval_results/in9.yaml and model-index, read back by huggingface_hub's own parsers
+with every value intact."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from huggingface_hub import (
 )
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
-from evaluator import submission
+from evaluator.results import submission
 from hub_cards import eval_yaml_data
 from in9_builder.classes import IMAGE_VARIANTS
 

@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 from accelerate.utils import broadcast_object_list, gather_object
 from tqdm.auto import tqdm
@@ -30,12 +28,11 @@ from evaluator.challenge.search import (
     pair_predictions,
     search_backgrounds,
 )
-from evaluator.challenge.state import CHALLENGE_COLUMNS, ChallengeState
+from evaluator.challenge.state import ChallengeState
 from evaluator.config import EvalConfig
 from evaluator.forward import Forward
 from evaluator.metrics import challenge_metrics
 from evaluator.runtime.decode import decode_column
-from in9_builder.atomic import atomic_write
 from in9_builder.errors import In9Error
 
 
@@ -312,24 +309,3 @@ def run_challenge(
     metrics["pool_size"] = len(world.pool_ids)
     metrics["forward_passes"] = int(sum(r["forward_passes"] for r in rows))
     return ChallengeResult(rows=rows, metrics=metrics, analysis=summary)
-
-
-CHALLENGE_SCHEMA = pa.schema(
-    [
-        ("fg_image_id", pa.string()),
-        ("label", pa.int64()),
-        ("vulnerable", pa.bool_()),
-        ("fooling_bg_image_id", pa.string()),
-        ("fooling_prediction", pa.int64()),
-        ("bg_class_fooled", pa.bool_()),
-        ("forward_passes", pa.int64()),
-    ]
-)
-
-
-def write_challenge_parquet(rows: Sequence[dict], path: Path) -> Path:
-    """``challenge.parquet``: one row per foreground, the CONTRACTS.md columns; written atomically."""
-    table = pa.Table.from_pylist(
-        [{c: row[c] for c in CHALLENGE_COLUMNS} for row in rows], schema=CHALLENGE_SCHEMA
-    )
-    return atomic_write(path, lambda tmp: pq.write_table(table, tmp))

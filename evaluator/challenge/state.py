@@ -7,20 +7,12 @@ import os
 import time
 from pathlib import Path
 
+from evaluator.results.schema import CHALLENGE_COLUMNS
 from in9_builder.atomic import atomic_write_text
 from in9_builder.errors import In9Error
 
 STATE_FLUSH_SECONDS = 2.0  # the longest a decided foreground waits in memory before it is saved
 
-CHALLENGE_COLUMNS = (
-    "fg_image_id",
-    "label",
-    "vulnerable",
-    "fooling_bg_image_id",
-    "fooling_prediction",
-    "bg_class_fooled",
-    "forward_passes",
-)
 
 
 class ChallengeState:

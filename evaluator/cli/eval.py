@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from evaluator.config import LABEL_MODES, PRECISIONS, PREPROCESS_PROTOCOLS
-from evaluator.results import RESULTS_FILE, console_table  # results.report after the merge
+from evaluator.results.report import console_table
+from evaluator.results.schema import RESULTS_FILE
 from in9_builder.errors import In9Error, flag_names, run_command
 
 EPILOG = """examples:

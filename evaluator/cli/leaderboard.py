@@ -10,20 +10,23 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from in9_builder.errors import In9Error
+from in9_builder.errors import flag_names, run_command
+
+_CANONICAL_HELP = (
+    "registry of canonical fingerprints to read (and, for register, to write) instead of the packaged "
+    "hub_cards/canonical_fingerprints.json plus the user registry ($IN9_REGISTRY, else "
+    "canonical_fingerprints.json in $IN9_CACHE, $XDG_CACHE_HOME/in9 or ~/.cache/in9)"
+)
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--canonical",
-        metavar="FILE",
-        default=None,
-        help="registry of canonical fingerprints (default: the packaged "
-        "hub_cards/canonical_fingerprints.json)",
+        "--canonical", metavar="FILE", dest="registry_path", default=None, help=_CANONICAL_HELP
     )
     parser.add_argument(
         "--data",
         metavar="EXPORT_DIR",
+        dest="extra_exports",
         action="append",
         default=[],
         help="also accept the edition of this in9-build export (fingerprints recomputed from its "
@@ -39,22 +42,26 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="in9-leaderboard", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    validate = sub.add_parser("validate", help="check results.json submissions (spec §7)")
+    validate = sub.add_parser("validate", help="check results.json submissions")
     validate.add_argument(
         "files", nargs="+", metavar="FILE", help="results.json files or in9-eval output folders"
     )
     _add_data_options(validate)
     build = sub.add_parser("build", help="validate every submission under DIR and write the page")
     build.add_argument(
-        "dir", metavar="DIR", help="folder holding in9-eval output folders (searched recursively)"
+        "results_dir", metavar="DIR", help="folder holding in9-eval output folders (searched recursively)"
     )
     build.add_argument(
         "--out", metavar="SITE", required=True, help="output folder: index.html, leaderboard.md"
     )
     _add_data_options(build)
-    register = sub.add_parser("register", help="add an export's fingerprints to the canonical registry")
+    register = sub.add_parser(
+        "register", help="add an export's fingerprints to the user registry (or to --canonical FILE)"
+    )
     register.add_argument("export_dir", metavar="EXPORT_DIR", help="a folder written by in9-build export")
-    register.add_argument("--canonical", metavar="FILE", default=None, help="registry file to update")
+    register.add_argument(
+        "--canonical", metavar="FILE", dest="registry_path", default=None, help=_CANONICAL_HELP
+    )
     return parser
 
 
@@ -72,45 +79,56 @@ def _report(subs) -> int:
     return 1 if bad else 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    from evaluator import leaderboard
+def _validate(args: argparse.Namespace) -> int:
+    from evaluator.leaderboard.validate import validate_files
 
-    try:
-        if args.command == "validate":
-            subs = leaderboard.validate_files(
-                args.files,
-                registry_path=args.canonical,
-                extra_exports=args.data,
-                allow_unpinned=args.allow_unpinned,
-            )
-            return _report(subs)
-        if args.command == "build":
-            report = leaderboard.build_site(
-                args.dir,
-                args.out,
-                registry_path=args.canonical,
-                extra_exports=args.data,
-                allow_unpinned=args.allow_unpinned,
-            )
-            for sub in report.rejected:
-                for problem in sub.problems:
-                    print(f"rejected: {problem}", file=sys.stderr)
-            print(
-                f"{len(report.rows)} row(s), {len(report.rejected)} rejected, "
-                f"{len(report.dropped)} duplicate(s) "
-                f"replaced: {report.index_html} {report.leaderboard_md}"
-            )
-            return 0
-        entry = leaderboard.register_export(args.export_dir, args.canonical)
-        print(
-            f"registered {entry['source']} {entry['edition']} seed={entry['seed']}: "
-            f"{len(entry['configs'])} config(s)"
-        )
-        return 0
-    except In9Error as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    subs = validate_files(
+        args.files,
+        registry_path=args.registry_path,
+        extra_exports=args.extra_exports,
+        allow_unpinned=args.allow_unpinned,
+    )
+    return _report(subs)
+
+
+def _build(args: argparse.Namespace) -> int:
+    from evaluator.leaderboard.site import build_site
+
+    report = build_site(
+        args.results_dir,
+        args.out,
+        registry_path=args.registry_path,
+        extra_exports=args.extra_exports,
+        allow_unpinned=args.allow_unpinned,
+    )
+    for sub in report.rejected:
+        for problem in sub.problems:
+            print(f"rejected: {problem}", file=sys.stderr)
+    print(
+        f"{len(report.rows)} row(s), {len(report.rejected)} rejected, {len(report.dropped)} duplicate(s) "
+        f"replaced: {report.index_html} {report.leaderboard_md}"
+    )
+    return 0
+
+
+def _register(args: argparse.Namespace) -> int:
+    from evaluator.leaderboard.registry import register_export, user_registry_path
+
+    entry = register_export(args.export_dir, args.registry_path)
+    print(
+        f"registered {entry['source']} {entry['edition']} seed={entry['seed']}: "
+        f"{len(entry['configs'])} config(s) in {args.registry_path or user_registry_path()}"
+    )
+    return 0
+
+
+COMMANDS = {"validate": _validate, "build": _build, "register": _register}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    return run_command(lambda: COMMANDS[args.command](args), flag_names(parser))
 
 
 if __name__ == "__main__":

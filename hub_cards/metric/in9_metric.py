@@ -1,11 +1,11 @@
-"""IN-9 metrics (spec §6.2) as a local `evaluate` metric: accuracy per variant with Wilson CI, BG-gap with a
+"""IN-9 metrics as a local `evaluate` metric: accuracy per variant with Wilson CI, BG-gap with a
 paired bootstrap CI, the background-reliance extras, and optionally the challenge metrics.
 
 Thin over ``evaluator.metrics`` (the package's own pure functions), so the numbers are the ones ``in9-eval``
 writes. Load it offline with ``evaluate.load("<path>/in9_metric.py")``.
 """
 
-# One import per line: evaluate's dependency scanner misreads "import a, b" (hf-stack-facts §5).
+# One import per line: evaluate's dependency scanner misreads "import a, b".
 import datasets
 import evaluate
 
@@ -62,8 +62,16 @@ class In9Metric(evaluate.Metric):
             reference_urls=["https://arxiv.org/abs/2006.09994"],
         )
 
-    def _compute(self, predictions, references, variants, fg_image_ids, challenge_labels=None,
-                 challenge_vulnerable=None, challenge_bg_class_fooled=None):
+    def _compute(
+        self,
+        predictions,
+        references,
+        variants,
+        fg_image_ids,
+        challenge_labels=None,
+        challenge_vulnerable=None,
+        challenge_bg_class_fooled=None,
+    ):
         columns = {}
         for pred, label, variant, fg_id in zip(predictions, references, variants, fg_image_ids, strict=True):
             cols = columns.setdefault(variant, {"prediction": [], "label": [], "fg_image_id": []})
@@ -72,6 +80,7 @@ class In9Metric(evaluate.Metric):
             cols["fg_image_id"].append(fg_id)
         out = metrics.variant_metrics(columns)
         if challenge_labels is not None:
-            out["challenge"] = metrics.challenge_metrics(challenge_labels, challenge_vulnerable,
-                                                         challenge_bg_class_fooled)
+            out["challenge"] = metrics.challenge_metrics(
+                challenge_labels, challenge_vulnerable, challenge_bg_class_fooled
+            )
         return out

@@ -1,7 +1,7 @@
-"""Hub-native forms of a results.json (spec §6.5, hf-stack-facts §6).
+"""Hub-native forms of a results.json, written beside it by ``in9-eval``.
 
-- ``.eval_results/in9.yaml`` in the model repo: one entry per variant, each a task of the dataset's
-  ``eval.yaml``.
+- ``.eval_results/in9.yaml`` in the model repo (the Hub's evaluation-results format): one entry per variant,
+  each a task of the dataset's ``eval.yaml``.
 - a ``model-index`` block for the model card (the older format the Hub still reads), with BG-gap and the
   challenge.
 
@@ -17,7 +17,9 @@ from typing import Any
 
 from huggingface_hub import EvalResult, EvalResultEntry, ModelCard, ModelCardData, eval_result_entries_to_yaml
 
+from evaluator.results.report import pct
 from hub_cards import CONFIG_TITLES, DEFAULT_DATASET_ID, TEMPLATES
+from in9_builder.atomic import atomic_write_text
 from in9_builder.classes import IMAGE_VARIANTS
 
 EVAL_RESULTS_FILE = Path(".eval_results") / "in9.yaml"
@@ -150,10 +152,6 @@ def model_card_data(
     )
 
 
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}"
-
-
 def render_model_card_snippet(
     results: Any, *, dataset_id: str = DEFAULT_DATASET_ID, dataset_revision: str | None = None
 ) -> str:
@@ -165,8 +163,8 @@ def render_model_card_snippet(
         {
             "config": v,
             "title": CONFIG_TITLES[v],
-            "value": _pct(a),
-            "ci": [_pct(x) for x in metrics["accuracy"][v].get("ci95", [None, None])],
+            "value": pct(a),
+            "ci": [pct(x) for x in metrics["accuracy"][v].get("ci95", [None, None])],
         }
         for v, a in _variant_accuracies(doc)
     ]
@@ -178,12 +176,12 @@ def render_model_card_snippet(
         protocol=doc.get("protocol", {}),
         data=doc.get("data", {}),
         rows=rows,
-        bg_gap=None if not gap else {"value": _pct(gap["value"]), "ci": [_pct(x) for x in gap["ci95"]]},
+        bg_gap=None if not gap else {"value": pct(gap["value"]), "ci": [pct(x) for x in gap["ci95"]]},
         challenge=None
         if not metrics.get("challenge")
         else {
-            "value": _pct(metrics["challenge"]["challenge_accuracy"]),
-            "fooling": _pct(metrics["challenge"].get("bg_class_fooling_rate")),
+            "value": pct(metrics["challenge"]["challenge_accuracy"]),
+            "fooling": pct(metrics["challenge"].get("bg_class_fooling_rate")),
         },
         dataset_id=dataset_id,
     )
@@ -200,14 +198,12 @@ def write_submission(
     """Write ``.eval_results/in9.yaml`` and the model card snippet beside results.json; return their paths."""
     out = Path(output_dir)
     doc = as_results_dict(results)
-    eval_path = out / EVAL_RESULTS_FILE
-    eval_path.parent.mkdir(parents=True, exist_ok=True)
-    eval_path.write_text(
-        eval_results_yaml(doc, dataset_id=dataset_id, dataset_revision=dataset_revision), encoding="utf-8"
+    eval_path = atomic_write_text(
+        out / EVAL_RESULTS_FILE,
+        eval_results_yaml(doc, dataset_id=dataset_id, dataset_revision=dataset_revision),
     )
-    card_path = out / MODEL_CARD_SNIPPET
-    card_path.write_text(
+    card_path = atomic_write_text(
+        out / MODEL_CARD_SNIPPET,
         render_model_card_snippet(doc, dataset_id=dataset_id, dataset_revision=dataset_revision),
-        encoding="utf-8",
     )
     return {"eval_results": eval_path, "model_card": card_path}

@@ -1,0 +1,130 @@
+"""The leaderboard page: every submission under a folder validated, one row per model and protocol, written as
+``index.html`` (self-contained) and ``leaderboard.md`` by the renderers of :mod:`hub_cards.leaderboard_page`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evaluator.leaderboard.registry import edition_label
+from evaluator.leaderboard.validate import Submission, validate_files
+from evaluator.results.schema import RESULTS_FILE
+from hub_cards import leaderboard_page, published_rows
+from in9_builder.atomic import atomic_write_text
+from in9_builder.errors import In9Error
+
+
+def _acc(doc: Mapping[str, Any], variant: str) -> float | None:
+    entry = ((doc.get("metrics") or {}).get("accuracy") or {}).get(variant)
+    return None if entry is None else 100.0 * float(entry["value"])
+
+
+def reproduced_row(sub: Submission) -> dict[str, Any]:
+    """A validated submission as a leaderboard row (accuracies in percent)."""
+    doc = sub.doc
+    metrics = doc.get("metrics") or {}
+    gap = metrics.get("bg_gap") or {}
+    challenge = metrics.get("challenge") or {}
+    revision = doc["model"].get("revision")
+    return {
+        "model": doc["model"]["id"],
+        "revision": revision or "unpinned",
+        "revision_short": (revision or "unpinned").removeprefix("sha256:")[:12],
+        "params": doc["model"].get("num_params"),
+        "original": _acc(doc, "original"),
+        "mixed_same": _acc(doc, "mixed_same"),
+        "mixed_rand": _acc(doc, "mixed_rand"),
+        "bg_gap": None if "value" not in gap else 100.0 * gap["value"],
+        "bg_gap_ci": None if "ci95" not in gap else [100.0 * x for x in gap["ci95"]],
+        "only_bg_t": _acc(doc, "only_bg_t"),
+        "challenge_accuracy": None
+        if "challenge_accuracy" not in challenge
+        else 100.0 * challenge["challenge_accuracy"],
+        "label_mode": doc["protocol"]["label_mode"],
+        "preprocess": doc["protocol"]["preprocess"],
+        "precision": doc["protocol"].get("precision"),
+        "edition": edition_label(doc["data"]),
+        "created_at": doc.get("created_at") or "",
+        "path": str(sub.path),
+    }
+
+
+def _duplicate_key(row: Mapping[str, Any]) -> tuple:
+    return (
+        row["edition"],
+        row["model"],
+        row["revision"],
+        row["label_mode"],
+        row["preprocess"],
+        row["precision"],
+    )
+
+
+def deduplicate(rows: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One row per (data edition, model, revision, protocol): the newest ``created_at`` wins (ties: the later
+    path). Returns (kept, dropped)."""
+    best: dict[tuple, dict[str, Any]] = {}
+    dropped = []
+    for row in sorted(rows, key=lambda r: (r["created_at"], r["path"])):
+        key = _duplicate_key(row)
+        if key in best:
+            dropped.append(best[key])
+        best[key] = row
+    kept = sorted(best.values(), key=lambda r: (r["edition"], -(r["original"] or 0), r["model"]))
+    return kept, dropped
+
+
+def find_submissions(results_dir: str | os.PathLike) -> list[Path]:
+    """Every results.json under a folder, in path order."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise In9Error(
+            f"{root}: not a folder; pass the folder that holds in9-eval output folders",
+            argument="results_dir",
+        )
+    return sorted(root.rglob(RESULTS_FILE))
+
+
+@dataclass
+class BuildReport:
+    index_html: Path
+    leaderboard_md: Path
+    rows: list[dict[str, Any]]
+    dropped: list[dict[str, Any]]
+    rejected: list[Submission]
+
+
+def build_site(
+    results_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    registry_path: str | os.PathLike | None = None,
+    extra_exports: Sequence[str | os.PathLike] = (),
+    allow_unpinned: bool = False,
+) -> BuildReport:
+    """Validate every submission under ``results_dir`` and write ``leaderboard.md`` and a self-contained
+    ``index.html`` into ``out``. Rejected submissions are listed on the page with their reasons, unranked."""
+    subs = validate_files(
+        find_submissions(results_dir),
+        registry_path=registry_path,
+        extra_exports=extra_exports,
+        allow_unpinned=allow_unpinned,
+    )
+    rows, dropped = deduplicate([reproduced_row(s) for s in subs if s.ok])
+    rejected = [s for s in subs if not s.ok]
+    reported = published_rows()
+    site = Path(out)
+    pages = {
+        "leaderboard.md": leaderboard_page.render_markdown(rows, reported, rejected, dropped),
+        "index.html": leaderboard_page.render_html(rows, reported, rejected, dropped),
+    }
+    try:
+        for name, text in pages.items():
+            atomic_write_text(site / name, text)
+    except OSError as e:
+        raise In9Error(f"out={site}: cannot write the page there ({e.strerror})", argument="out") from None
+    return BuildReport(site / "index.html", site / "leaderboard.md", rows, dropped, rejected)
