@@ -21,10 +21,10 @@ from evaluator.model.labels import LabelSpace
 from evaluator.model.loading import LoadedModel, load_model, wrap_module
 from evaluator.predict import predict_variants
 from evaluator.results.schema import Results, from_predictions
+from evaluator.results.submission import write_submission
 from evaluator.runtime.accelerator import default_num_workers, make_accelerator
 from evaluator.runtime.cpu import allocator_state, tuned_process
 from evaluator.runtime.environment import environment
-from evaluator.results.submission import write_submission
 from in9_builder.classes import IMAGE_VARIANTS, parse_variants
 from in9_builder.errors import In9Error
 

@@ -1,4 +1,4 @@
-"""The metrics of spec §6.2 as pure functions of predictions: no model, no I/O, so validation recomputes them.
+"""The benchmark's metrics as pure functions of predictions: no model, no I/O, so validation recomputes them.
 
 Bootstrap intervals use a fixed seed (0) and 1000 resamples, so the same predictions always give the same CI.
 """
@@ -128,7 +128,7 @@ def bg_reliance(accuracies: Mapping[str, float]) -> dict:
 
 
 def variant_metrics(columns_by_variant: Mapping[str, Mapping[str, Sequence]]) -> dict:
-    """All §6.2 variant metrics from per-variant columns ``prediction``, ``label`` and ``fg_image_id``.
+    """All the variant metrics from per-variant columns ``prediction``, ``label`` and ``fg_image_id``.
 
     Returns the ``metrics`` block of results.json without ``challenge``: ``accuracy`` per variant, ``bg_gap``
     when both mixed_same and mixed_rand are present, ``bg_reliance``.
@@ -158,7 +158,7 @@ def variant_metrics(columns_by_variant: Mapping[str, Mapping[str, Sequence]]) ->
 def challenge_metrics(
     labels: Sequence[int], vulnerable: Sequence[bool], bg_class_fooled: Sequence[bool]
 ) -> dict:
-    """The challenge metrics (spec §6.3) from per-foreground outcomes, i.e. the rows of ``challenge.parquet``.
+    """The challenge metrics from per-foreground outcomes, i.e. the rows of ``challenge.parquet``.
 
     ``challenge_accuracy`` = 1 - ``vulnerable_fraction`` (the original code's rule: a constant predictor
     scores its class's share); ``bg_class_fooling_rate`` = share of foregrounds that some background of

@@ -16,7 +16,7 @@ from PIL import Image
 from .errors import In9Error
 
 IMAGE_FORMATS = ("png", "jpeg")
-PNG_COMPRESS_LEVEL = 1  # lossless at any level; level 1 encodes several times faster than the default 6
+PNG_COMPRESS_LEVEL = 1  # lossless at any level; level 1 encodes much faster than the default 6
 JPEG_QUALITY = 95  # a jpeg export's Image cells: close to lossless, still much smaller than PNG
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set-up (if needed) and the offline demo: the paper's main finding in miniature (spec §8).
+# Set-up (if needed) and the offline demo: the paper's main finding in miniature.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -15,11 +15,11 @@ from evaluator.challenge import state as challenge_state
 from evaluator.challenge.analysis import attack_success_rates, sample_foregrounds
 from evaluator.challenge.run import run_challenge
 from evaluator.challenge.search import outcomes_from_predictions, search_backgrounds
-from evaluator.results.schema import CHALLENGE_COLUMNS, write_challenge_parquet
 from evaluator.forward import Forward
 from evaluator.metrics import challenge_metrics
 from evaluator.model.labels import LabelSpace
 from evaluator.model.loading import wrap_module
+from evaluator.results.schema import CHALLENGE_COLUMNS, write_challenge_parquet
 from in9_builder.errors import In9Error
 from in9_builder.render import composite, only_fg
 
@@ -570,7 +570,8 @@ def test_analysis_rates_figures_and_sample(world, source, mixed_net, mixed_refer
 
 
 def test_on_a_synthetic_export_equals_every_pair(synthetic_export, accelerator, tmp_path):
-    """Through the evaluator's own DataSource: decoded images and masks, composited per §3, every pair."""
+    """Through the evaluator's own DataSource: decoded images and masks, composited as
+    fg * mask + bg * (1 - mask), every pair."""
     from evaluator.data import open_data
 
     data = open_data(str(synthetic_export))

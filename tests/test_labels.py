@@ -1,4 +1,4 @@
-"""Label spaces (spec §2): which head a model has, and the three label modes on hand-computed cases."""
+"""Label spaces: which head a model has, and the three label modes on hand-computed cases."""
 
 import json
 import math

@@ -1,4 +1,4 @@
-"""Metrics (spec §6.2) against brute-force references on small constructed cases."""
+"""Metrics against brute-force references on small constructed cases."""
 
 import math
 

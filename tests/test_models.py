@@ -1,4 +1,4 @@
-"""Model loading (spec §6.1): local folders, Hub ids offline, clear errors, bare modules."""
+"""Model loading: local folders, Hub ids offline, clear errors, bare modules."""
 
 import json
 

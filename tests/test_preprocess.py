@@ -1,4 +1,4 @@
-"""Preprocessing (spec §5): paper = ToTensor + normalise on 224 inputs; processor = the model's own."""
+"""Preprocessing: paper = ToTensor + normalise on 224 inputs; processor = the model's own."""
 
 import numpy as np
 import pytest

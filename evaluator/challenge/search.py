@@ -168,7 +168,7 @@ class Foregrounds:
 
     Both are held channels-last (N, H, W, 3): row selections of contiguous NHWC tensors combine without any
     broadcast over the innermost dimension, and the composite comes out channels-last, the layout the model
-    runs fastest on, without another copy (4x faster than compositing NCHW and converting). The mask is
+    runs fastest on, without another copy (cheaper than compositing NCHW and converting). The mask is
     stored with its 3 channels for that reason.
     """
 
@@ -186,8 +186,8 @@ class Foregrounds:
         """uint8 composites ``fg * mask + bg * (1 - mask)`` of the pairs (fg_index[k], bg_index[k]).
 
         ``pool_nhwc`` is the pool as (M, H, W, 3) (:func:`as_nhwc`); the result is (B, 3, H, W) channels-last.
-        Exact in uint8 (the two terms never overlap); integer multiply-adds over index_select are about ten
-        times faster on CPU than torch.where with a broadcast boolean mask.
+        Exact in uint8 (the two terms never overlap); integer multiply-adds over index_select, because
+        torch.where with a broadcast boolean mask is much slower on CPU (``benchmarks/bench_challenge.py``).
         """
         out = self.masked.index_select(0, fg_index) + pool_nhwc.index_select(
             0, bg_index

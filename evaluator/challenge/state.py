@@ -14,7 +14,6 @@ from in9_builder.errors import In9Error
 STATE_FLUSH_SECONDS = 2.0  # the longest a decided foreground waits in memory before it is saved
 
 
-
 class ChallengeState:
     """Per-foreground outcomes appended to ``state_dir/outcomes-<rank>.jsonl``, flushed every few seconds.
 

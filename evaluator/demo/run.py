@@ -138,7 +138,7 @@ def run_demo(args: DemoSettings) -> dict[str, dict]:
     print(f"[{time.perf_counter() - started:.0f} s] models saved", flush=True)
     results_dir = out / "results"
     for folder in folders.values():
-        # Batches of 256 small images: ~3x faster on CPU than the default 32; results do not depend on it.
+        # Batches of 256 small images: faster on CPU than the default 32; results do not depend on it.
         run_cli(
             [
                 "in9-eval",

@@ -1,4 +1,4 @@
-"""Train a tiny IN-9 classifier on CPU: the offline demo's models (spec §8).
+"""Train a tiny IN-9 classifier on CPU: the offline demo's models.
 
 A small, seeded script, not a framework: a 4-stage basic-block ResNet from transformers with the 9 IN-9
 label names, trained with AdamW on uint8 image arrays, saved with ``save_pretrained`` beside an image

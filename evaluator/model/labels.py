@@ -1,4 +1,4 @@
-"""Which head a model has, and how its logits become IN-9 predictions (spec §2).
+"""Which head a model has, and how its logits become IN-9 predictions (the paper's 1000 -> 9 mapping).
 
 The head is decided from the model's ``id2label`` (or an explicit label map), never guessed: 1000 ImageNet-1k
 names -> ``imagenet-1k``; the 9 IN-9 names in any order and spelling -> ``in9``; ``label_map`` (a JSON

@@ -1,4 +1,4 @@
-"""The two preprocessing protocols of spec §5, batched on uint8 tensors on whatever device they live on.
+"""The two preprocessing protocols, batched on uint8 tensors on whatever device they live on.
 
 ``paper``: no resize when the image already has the model's input size (IN-9 is 224), a resize only when the
 model needs another size, then the model's own mean/std: equal to the original code's ToTensor + normalise.
@@ -209,7 +209,7 @@ class Preprocess:
     def _affine(self, like: Tensor) -> tuple[Tensor, Tensor]:
         # (x * rescale - mean) / std == x * (rescale / std) + (-mean / std): one in-place multiply-add.
         # The factors are full (1,3,H,W) maps in the batch's memory format: broadcasting a 3-vector over
-        # the innermost (channels-last) dimension does not vectorise and was 10x slower; same bytes.
+        # the innermost (channels-last) dimension does not vectorise; same bytes.
         fmt = (
             torch.channels_last
             if like.is_contiguous(memory_format=torch.channels_last) and not like.is_contiguous()

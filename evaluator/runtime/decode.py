@@ -85,7 +85,7 @@ def decode_rgb(value: Any, feature: Any) -> np.ndarray:
     data = value.get("bytes") if isinstance(value, dict) else None
     cv2 = _opencv()
     if cv2 is not None and data and feature.mode in (None, "RGB") and opencv_decodable(data):
-        # RGB straight from the decoder: a reversed-channel view of BGR would make batching 5x slower.
+        # RGB straight from the decoder: a reversed-channel view of BGR would make batching copy per pixel.
         flags = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
         rgb = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
         if rgb is not None:
@@ -127,8 +127,8 @@ class DecodedImages(torch.utils.data.Dataset):
 
     The stored ``{bytes, path}`` are handed out undecoded and decoded by :func:`decode_rgb`: the same pixels
     as datasets' decoding, without its serial loop. With ``threads > 1`` a batch is decoded by that many
-    threads (the decoders release the GIL): for a run in the main process with a single inference stream; CPU runs
-    with two streams decode with one thread each.
+    threads (the decoders release the GIL): for a run in the main process with a single inference stream;
+    CPU runs with two streams decode with one thread each.
     """
 
     def __init__(self, dataset, column: str = "image", threads: int = 1) -> None:
