@@ -10,6 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from evaluator.leaderboard.registry import register_export, user_registry_path
+from evaluator.leaderboard.site import build_site
+from evaluator.leaderboard.validate import validate_files
 from in9_builder.errors import flag_names, run_command
 
 _CANONICAL_HELP = (
@@ -80,8 +83,6 @@ def _report(subs) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from evaluator.leaderboard.validate import validate_files
-
     subs = validate_files(
         args.files,
         registry_path=args.registry_path,
@@ -92,8 +93,6 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from evaluator.leaderboard.site import build_site
-
     report = build_site(
         args.results_dir,
         args.out,
@@ -112,8 +111,6 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _register(args: argparse.Namespace) -> int:
-    from evaluator.leaderboard.registry import register_export, user_registry_path
-
     entry = register_export(args.export_dir, args.registry_path)
     print(
         f"registered {entry['source']} {entry['edition']} seed={entry['seed']}: "

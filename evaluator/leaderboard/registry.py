@@ -26,6 +26,7 @@ from evaluator.config import user_cache_dir
 from hub_cards import CANONICAL_FINGERPRINTS
 from in9_builder.atomic import atomic_write_text
 from in9_builder.errors import In9Error
+from in9_builder.fingerprint import parquet_fingerprint
 
 REGISTRY_SCHEMA = "in9-canonical/1"
 REGISTRY_FILE = "canonical_fingerprints.json"
@@ -97,8 +98,6 @@ def edition_label(data: Mapping[str, Any]) -> str:
 def export_fingerprints(export_dir: str | os.PathLike) -> dict[str, Any]:
     """An export folder's edition and per-config test fingerprints, recomputed from its parquet files and
     checked against the folder's own ``in9_export.json``."""
-    from in9_builder.fingerprint import parquet_fingerprint
-
     folder = Path(export_dir)
     summary_path = folder / "in9_export.json"
     if not summary_path.exists():
