@@ -156,6 +156,7 @@ def evaluate(
             "num_labels": loaded.num_labels,
             "label_space": loaded.label_space.kind,
             "num_params": loaded.num_params,
+            **loaded.record,
         },
         protocol=config.protocol(source.limit),
         data=source.describe(names + extra),

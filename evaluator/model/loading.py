@@ -7,16 +7,17 @@ recorded, safetensors only unless pickle weights are explicitly allowed, remote 
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from evaluator.model import classifier
+from evaluator.model.hub import fetch_hub
 from evaluator.model.labels import LabelSpace, resolve_label_space
-from evaluator.model.preprocess import BICUBIC, PROTOCOLS, Preprocess, from_image_processor
+from evaluator.model.preprocess import BICUBIC, PROTOCOLS, Preprocess
 from in9_builder.errors import In9Error
 
 LOCAL_REVISION = None  # recorded for local folders: there is no commit to pin
@@ -32,6 +33,8 @@ class LoadedModel:
     num_labels: int
     num_params: int
     source: str = "hub"  # "hub" | "local" | "module"
+    # Extra fields of the results.json "model" block that the model's kind records (how it was preprocessed).
+    record: dict = field(default_factory=dict)
 
     def identity(self) -> dict:
         """What makes this model's predictions: id (Hub models), revision, the weights themselves, the
@@ -75,82 +78,13 @@ class LogitsOnly(torch.nn.Module):
         raise TypeError(f"the model returned {type(out).__name__}, expected logits (a Tensor or .logits)")
 
 
-def _offline() -> bool:
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "0").lower() in (
-        "1",
-        "true",
-        "yes",
-    )
-
-
-def _fetch_hub(model: str, revision: str | None, *, allow_pickle: bool) -> tuple[Path, str]:
-    """Download (or find in the cache) a classifier's files; return the snapshot folder and its sha."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        HFValidationError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
-
-    patterns = ["*.json", "*.safetensors", "*.py"] + (["*.bin", "*.pth", "*.pt"] if allow_pickle else [])
-    where = f"{model!r}" + (f" at revision {revision!r}" if revision else "")
-    try:
-        folder = Path(snapshot_download(model, revision=revision, allow_patterns=patterns))
-    except HFValidationError:
-        raise In9Error(
-            f"model={model!r}: not an existing local folder and not a valid Hub model id "
-            "(expected 'org/name' or a path)"
-        ) from None
-    except RevisionNotFoundError:
-        raise In9Error(
-            f"revision={revision!r}: not found for Hub model {model!r}; pass a branch, tag or "
-            "commit sha that exists"
-        ) from None
-    except GatedRepoError:
-        raise In9Error(
-            f"model={where}: gated on the Hub; accept its terms and log in (hf auth login)"
-        ) from None
-    except RepositoryNotFoundError:
-        raise In9Error(
-            f"model={where}: no such model on the Hub (or it is private: log in with "
-            "`hf auth login`); check the id or pass a local folder"
-        ) from None
-    except LocalEntryNotFoundError:
-        state = "offline (HF_HUB_OFFLINE=1)" if _offline() else "the Hub could not be reached"
-        raise In9Error(
-            f"model={where}: not a local folder and not in the Hub cache, and {state}; download it "
-            "first with network access or pass a local folder"
-        ) from None
-    except OSError as exc:
-        raise In9Error(f"model={where}: could not be downloaded ({exc.__class__.__name__}: {exc})") from None
-    return folder, folder.name
-
-
-def _weights_check(folder: Path, model_id: str, allow_pickle: bool) -> None:
-    if any(folder.glob("*.safetensors")):
-        return
-    pickles = [p.name for p in folder.iterdir() if p.suffix in (".bin", ".pth", ".pt")]
-    if pickles and not allow_pickle:
-        raise In9Error(
-            f"model={model_id}: only pickle weights ({', '.join(sorted(pickles))}), which can run "
-            "arbitrary code when loaded; pass allow_pickle=True if you trust the source"
-        )
-    if not pickles:
-        raise In9Error(f"model={model_id}: no weights found in {folder} (expected model.safetensors)")
-
-
-def _load_classifier(folder: Path, model_id: str, *, trust_remote_code: bool, allow_pickle: bool):
-    from transformers import AutoConfig, AutoModelForImageClassification
-    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES
+def _read_config(folder: Path, model_id: str, trust_remote_code: bool):
+    from transformers import AutoConfig
 
     if not (folder / "config.json").is_file():
         raise In9Error(f"model={model_id}: {folder} has no config.json; is this a transformers model folder?")
     try:
-        config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+        return AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
     except ValueError as exc:
         if "trust_remote_code" in str(exc):
             raise In9Error(
@@ -158,35 +92,27 @@ def _load_classifier(folder: Path, model_id: str, *, trust_remote_code: bool, al
                 "trust_remote_code=True"
             ) from None
         raise In9Error(f"model={model_id}: unreadable config.json ({exc})") from None
-    has_auto_map = "AutoModelForImageClassification" in (getattr(config, "auto_map", None) or {})
-    if config.model_type not in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES and not has_auto_map:
-        archs = ", ".join(getattr(config, "architectures", None) or []) or "none listed"
-        raise In9Error(
-            f"model={model_id}: not an image classifier (model_type {config.model_type!r}, "
-            f"architectures: {archs}); pass a model that AutoModelForImageClassification loads"
-        )
-    if has_auto_map and not trust_remote_code:
-        raise In9Error(
-            f"model={model_id}: needs custom code from the repository; review it and pass "
-            "trust_remote_code=True"
-        )
-    _weights_check(folder, model_id, allow_pickle)
-    model = AutoModelForImageClassification.from_pretrained(
-        folder, trust_remote_code=trust_remote_code, use_safetensors=None if allow_pickle else True
+
+
+def _not_an_image_classifier(model_id: str, config) -> In9Error:
+    archs = ", ".join(getattr(config, "architectures", None) or []) or "none listed"
+    return In9Error(
+        f"model={model_id}: not an image classifier (model_type {config.model_type!r}, "
+        f"architectures: {archs}); pass a model that AutoModelForImageClassification loads"
     )
-    return config, model.eval()
 
 
-def _load_processor(folder: Path, model_id: str, protocol: str) -> Preprocess:
-    from transformers import AutoImageProcessor
-
-    if not (folder / "preprocessor_config.json").is_file():
-        raise In9Error(
-            f"model={model_id}: no preprocessor_config.json, so its mean/std are unknown; save the "
-            "model's image processor next to it (processor.save_pretrained(folder))"
-        )
-    processor = AutoImageProcessor.from_pretrained(folder, backend="pil")
-    return from_image_processor(processor, protocol)
+def _load_kind(
+    folder: Path, model_id: str, *, protocol: str, label_map, trust_remote_code: bool, allow_pickle: bool
+):
+    """Dispatch on what the checkpoint is; each kind returns (module, preprocessing, label space, record)."""
+    config = _read_config(folder, model_id, trust_remote_code)
+    options = dict(
+        protocol=protocol, label_map=label_map, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle
+    )
+    if classifier.is_classifier(config):
+        return classifier.load_classifier(folder, model_id, config, **options)
+    raise _not_an_image_classifier(model_id, config)
 
 
 def load_model(
@@ -209,21 +135,26 @@ def load_model(
     elif local.exists():
         raise In9Error(f"model={model}: is a file; pass the folder that holds config.json and the weights")
     else:
-        folder, sha = _fetch_hub(model, revision, allow_pickle=allow_pickle)
+        folder, sha = fetch_hub(model, revision, allow_pickle=allow_pickle)
         source = "hub"
-    config, module = _load_classifier(
-        folder, model, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle
+    module, preprocess, space, record = _load_kind(
+        folder,
+        model,
+        protocol=protocol,
+        label_map=label_map,
+        trust_remote_code=trust_remote_code,
+        allow_pickle=allow_pickle,
     )
-    space = resolve_label_space(config.id2label, label_map)
     return LoadedModel(
         model=LogitsOnly(module).eval(),
-        preprocess=_load_processor(folder, model, protocol),
+        preprocess=preprocess,
         label_space=space,
         model_id=model,
         revision=sha,
         num_labels=space.num_labels,
         num_params=sum(p.numel() for p in module.parameters()),
         source=source,
+        record=record,
     )
 
 
