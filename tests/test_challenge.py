@@ -161,28 +161,29 @@ def test_reference_world_has_every_kind_of_foreground(world, mixed_reference):
     assert (mixed_reference == -1).any()  # an unmapped prediction is among the fooling ones
 
 
+def run_search(world, net, **options):
+    """The search over the whole world with ``net`` in the paper's label mode."""
+    fg, masks, pool = tensors(world)
+    predict = Forward(wrap(net), "top1-mapped").predict
+    return search_backgrounds(fg, masks, world["fg_labels"], pool, world["pool_labels"], predict, **options)
+
+
 @pytest.mark.parametrize("batch_size", [1, 5, 64, 1000])
 @pytest.mark.parametrize("reorder", [False, True])
 def test_search_equals_brute_force(world, mixed_net, mixed_reference, batch_size, reorder):
     vulnerable, class_fooled, first = reference(world, mixed_reference)
-    fg, masks, pool = tensors(world)
-    outcomes = search_backgrounds(
-        fg,
-        masks,
-        world["fg_labels"],
-        pool,
-        world["pool_labels"],
-        Forward(wrap(mixed_net), "top1-mapped").predict,
-        batch_size=batch_size,
-        reorder=reorder,
-    )
+    outcomes = run_search(world, mixed_net, batch_size=batch_size, reorder=reorder)
     assert [o.vulnerable for o in outcomes] == vulnerable.tolist()
     assert [o.bg_class_fooled for o in outcomes] == class_fooled.tolist()
     for i, o in enumerate(outcomes):
         if o.vulnerable:  # the witness really fools the model, with the prediction reported
             assert mixed_reference[i, o.fooling_bg] == o.fooling_prediction != world["fg_labels"][i]
         else:
-            assert (o.fooling_bg, o.fooling_prediction, o.forward_passes) == (None, None, len(pool))
+            assert (o.fooling_bg, o.fooling_prediction, o.forward_passes) == (
+                None,
+                None,
+                len(world["pool_ids"]),
+            )
     if not reorder:  # without reordering the witness is the first fooling background in pool order
         assert [o.fooling_bg for o in outcomes] == first
     labels = world["fg_labels"]
@@ -196,38 +197,19 @@ def test_resorting_in_flight_foregrounds_after_every_batch_keeps_the_outcome(
 ):
     monkeypatch.setattr(search, "RESORT_EVERY_BATCHES", 1)
     vulnerable, class_fooled, _ = reference(world, mixed_reference)
-    fg, masks, pool = tensors(world)
-    outcomes = search_backgrounds(
-        fg,
-        masks,
-        world["fg_labels"],
-        pool,
-        world["pool_labels"],
-        Forward(wrap(mixed_net), "top1-mapped").predict,
-        batch_size=batch_size,
-    )
+    outcomes = run_search(world, mixed_net, batch_size=batch_size)
     assert [(o.vulnerable, o.bg_class_fooled) for o in outcomes] == list(
         zip(vulnerable.tolist(), class_fooled.tolist(), strict=True)
     )
 
 
 def test_early_stopping_spends_fewer_passes_than_every_pair(world, mixed_net):
-    fg, masks, pool = tensors(world)
-    outcomes = search_backgrounds(
-        fg,
-        masks,
-        world["fg_labels"],
-        pool,
-        world["pool_labels"],
-        Forward(wrap(mixed_net), "top1-mapped").predict,
-        batch_size=1,
-        reorder=False,
-    )
+    outcomes = run_search(world, mixed_net, batch_size=1, reorder=False)
     passes = sum(o.forward_passes for o in outcomes)
-    assert passes < len(fg) * len(pool)
+    assert passes < len(world["fg_ids"]) * len(world["pool_ids"])
     # batch_size 1 wastes nothing: a bg-class fooled foreground stops at the first such background
     for o in outcomes:
-        assert o.forward_passes <= len(pool)
+        assert o.forward_passes <= len(world["pool_ids"])
 
 
 def test_reordering_cuts_passes_for_a_background_reliant_model(world):
@@ -263,16 +245,7 @@ def test_background_blind_model_scores_its_only_fg_accuracy(world):
 
 
 def test_constant_predictor_scores_one_ninth(world):
-    fg, masks, pool = tensors(world)
-    outcomes = search_backgrounds(
-        fg,
-        masks,
-        world["fg_labels"],
-        pool,
-        world["pool_labels"],
-        Forward(wrap(ConstantNet(3)), "top1-mapped").predict,
-        batch_size=8,
-    )
+    outcomes = run_search(world, ConstantNet(3), batch_size=8)
     metrics = challenge_metrics(
         world["fg_labels"], [o.vulnerable for o in outcomes], [o.bg_class_fooled for o in outcomes]
     )
