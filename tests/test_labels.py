@@ -136,7 +136,14 @@ def test_bad_label_mode():
 
 # --- heads beyond 1000 / 9 labels: exact mappings on constructed id2label tables ---
 
-TENCH, TABBY, SOCCER_BALL, BRAMBLING, CHIHUAHUA = "n01440764", "n02123045", "n04254680", "n01530575", "n02085620"
+TENCH, TABBY, SOCCER_BALL, BRAMBLING, CHIHUAHUA = (
+    "n01440764",
+    "n02123045",
+    "n04254680",
+    "n01530575",
+    "n02085620",
+)
+DOG_ROOT = "dog, domestic dog, Canis familiaris"  # n02084071: the IN-9 dog root, not an ImageNet-1k class
 
 
 def test_1001_label_head_is_background_plus_imagenet_shifted_by_one():
@@ -153,14 +160,32 @@ def test_1001_label_head_needs_background_first_and_the_names_after_it():
     with pytest.raises(In9Error, match=r"1001 labels, but label 0 is 'LABEL_0', not 'background'"):
         resolve_label_space({0: "LABEL_0", **{i + 1: n for i, n in enumerate(names)}})
     shifted = {0: "background", **{i: names[min(i, 999)] for i in range(1, 1001)}}  # names not shifted
-    with pytest.raises(In9Error, match=r"1001 labels \('background' first\) but .*first: index 1 is 'goldfish"):
+    with pytest.raises(
+        In9Error, match=r"1001 labels \('background' first\) but .*first: index 1 is 'goldfish"
+    ):
         resolve_label_space(shifted)
 
 
-def test_wnid_labelled_head_maps_each_wnid_by_its_imagenet_class():
-    space = resolve_label_space({0: TENCH, 1: TABBY, 2: SOCCER_BALL, 3: BRAMBLING})
+def test_wnid_labelled_head_maps_imagenet_classes_by_the_paper_and_others_by_wordnet():
+    # n02084071 dog (root), n01322604 puppy, n02121808 domestic cat, n02012849 crane (the bird), n00015388 animal
+    space = resolve_label_space(
+        {
+            0: TENCH,
+            1: TABBY,
+            2: SOCCER_BALL,
+            3: BRAMBLING,
+            4: "n02084071",
+            5: "n01322604",
+            6: "n02121808",
+            7: "n02012849",
+            8: "n00015388",
+            9: "N01440764",
+        }
+    )
     assert space.kind == "wnid"
-    assert space.to_in9.tolist() == [8, -1, -1, 1]  # tabby stays unmapped, as in the paper's table
+    # tabby (an ImageNet-1k class) stays unmapped as in the paper's table; the domestic cat above it is a
+    # carnivore by WordNet; the dog root and a puppy are dogs; 'animal' is above every root: unmapped.
+    assert space.to_in9.tolist() == [8, -1, -1, 1, 0, 0, 4, 1, -1, 8]
 
 
 def test_1000_wnids_in_another_order_map_by_identity_not_position():
@@ -184,7 +209,9 @@ def test_label_map_on_a_gapped_head_uses_id2label_keys(tmp_path):
     space = resolve_label_space({0: "koi", 2: "cat", 5: "ant"}, path)
     assert space.kind == "label-map" and space.to_in9.tolist() == [8, -1, 5]
     path.write_text(json.dumps({"3": 1}))
-    with pytest.raises(In9Error, match=r"key '3' is not one of the model's id2label keys \(3 keys, 0..5 with gaps\)"):
+    with pytest.raises(
+        In9Error, match=r"key '3' is not one of the model's id2label keys \(3 keys, 0..5 with gaps\)"
+    ):
         resolve_label_space({0: "koi", 2: "cat", 5: "ant"}, path)
 
 
@@ -197,12 +224,21 @@ def test_label_map_is_honoured_on_every_kind_of_head(tmp_path):
 
 
 def _in22k_like_head():
-    """A 22k-style head: extra classes around the ImageNet-1k names, two ids deleted (as transformers' 22k
-    conversions delete ids 9205 and 15027 of a 21,843-label list), and the expected mapping per logit."""
+    """A 22k-style head: other WordNet nouns around the ImageNet-1k names, two ids deleted (as transformers'
+    22k conversions delete ids 9205 and 15027 of a 21,843-label list), and the expected mapping per logit."""
     names = imagenet1k_names()
-    full = ["organism, being", "deleted one", *names[:500], "whatsit", "deleted two", *names[500:], "bluebird"]
+    full = [
+        "organism, being",
+        "deleted one",
+        *names[:500],
+        DOG_ROOT,
+        "deleted two",
+        *names[500:],
+        "bluebird",
+    ]
     id2label = {k: label for k, label in enumerate(full) if k not in (1, 503)}
-    expected = np.concatenate([[-1], IN1K_TO_IN9[:500], [-1], IN1K_TO_IN9[500:], [-1]])
+    # organism: no IN-9 root above it; the dog root and bluebird: by the WordNet hierarchy (not ImageNet-1k)
+    expected = np.concatenate([[-1], IN1K_TO_IN9[:500], [0], IN1K_TO_IN9[500:], [1]])
     crane = [i for i, label in enumerate(id2label.values()) if label == "crane"]
     assert len(crane) == 2  # ImageNet-1k has two 'crane's (the bird 134, the machine 517)
     expected[crane] = -1  # a name the head uses twice maps nowhere

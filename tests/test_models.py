@@ -292,8 +292,18 @@ def test_cli_refuses_a_headless_checkpoint_in_one_line_and_writes_nothing(tmp_pa
     folder = _save_vit_base_model(tmp_path / "vit-base")
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "evaluator.cli", "--model", str(folder), "--data", "synthetic:per_class=1",
-         "--output-dir", str(out), "--no-progress"],
+        [
+            sys.executable,
+            "-m",
+            "evaluator.cli",
+            "--model",
+            str(folder),
+            "--data",
+            "synthetic:per_class=1",
+            "--output-dir",
+            str(out),
+            "--no-progress",
+        ],
         capture_output=True,
         text=True,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},

@@ -54,7 +54,9 @@ def _task_of_architecture() -> dict[str, str]:
 
     found: dict[str, str] = {}
     for task, what in _TASKS:
-        names = getattr(modeling_auto, f"MODEL_FOR_{task}_MAPPING_NAMES" if task else "MODEL_MAPPING_NAMES")
+        names = getattr(
+            modeling_auto, f"MODEL_FOR_{task}_MAPPING_NAMES" if task else "MODEL_MAPPING_NAMES", {}
+        )
         for value in names.values():
             for arch in (value,) if isinstance(value, str) else value:
                 found.setdefault(arch, what)
@@ -94,7 +96,12 @@ def _is_clip_like(config, architecture: str) -> bool:
     return any(part in text for part in _CLIP_LIKE)
 
 
-_VISION_WITHOUT_HEAD = ("a vision base model", "a CLIP-like image-text model", "a backbone", "a masked-image-modeling model")
+_VISION_WITHOUT_HEAD = (
+    "a vision base model",
+    "a CLIP-like image-text model",
+    "a backbone",
+    "a masked-image-modeling model",
+)
 
 
 def is_headless_vision_model(config, architecture: str) -> bool:

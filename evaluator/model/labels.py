@@ -111,7 +111,8 @@ def _wordnet_table() -> tuple[dict[str, int], dict[str, int]]:
             continue
         wnid, cls, lemmas = line.split("\t")
         by_wnid[wnid] = int(cls)
-        by_lemmas.setdefault(_fold(lemmas), set()).add(int(cls))
+        if lemmas:  # blank where another noun is spelled the same with another class
+            by_lemmas.setdefault(_fold(lemmas), set()).add(int(cls))
     return by_wnid, {k: next(iter(v)) for k, v in by_lemmas.items() if len(v) == 1}
 
 
@@ -144,7 +145,9 @@ def _labels_by_logit(id2label: Mapping) -> tuple[list[int], list[str]]:
     if len(items) != len(id2label):
         raise In9Error("model config id2label has the same key twice; fix the model's config.json")
     if items and min(items) < 0:
-        raise In9Error(f"model config id2label has a negative key ({min(items)}); fix the model's config.json")
+        raise In9Error(
+            f"model config id2label has a negative key ({min(items)}); fix the model's config.json"
+        )
     keys = sorted(items)
     return keys, [items[k] for k in keys]
 
@@ -193,7 +196,9 @@ def _in9_space(labels: list[str]) -> LabelSpace | None:
 def _wnid_space(labels: list[str]) -> LabelSpace:
     to_in9 = np.asarray([_wnid_target(label.strip()) for label in labels], dtype=np.int64)
     if (to_in9 < 0).all():
-        raise _unrecognised(labels, "WordNet ids, but none is an ImageNet-1k class or a noun under the IN-9 roots")
+        raise _unrecognised(
+            labels, "WordNet ids, but none is an ImageNet-1k class or a noun under the IN-9 roots"
+        )
     return LabelSpace("imagenet-21k" if len(labels) > 1001 else "wnid", to_in9)
 
 
@@ -300,7 +305,8 @@ def resolve_label_space(id2label: Mapping[int, str], label_map: str | Path | Non
         return _imagenet21k_space(labels)
     if n == 1001:
         raise _unrecognised(
-            labels, f"1001 labels, but label 0 is {labels[0]!r}, not 'background' (then the ImageNet-1k names)"
+            labels,
+            f"1001 labels, but label 0 is {labels[0]!r}, not 'background' (then the ImageNet-1k names)",
         )
     raise _unrecognised(labels, "neither the 1000 ImageNet-1k classes nor the 9 IN-9 classes")
 
