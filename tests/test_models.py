@@ -312,3 +312,72 @@ def test_cli_refuses_a_headless_checkpoint_in_one_line_and_writes_nothing(tmp_pa
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: --model {folder}: {HEADLESS_VIT}"]
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("model_type", "architecture", "what"),
+    [
+        ("dinov2", "Dinov2Model", "a vision base model"),
+        ("siglip", "SiglipModel", "a CLIP-like image-text model"),
+        ("beit", "BeitForMaskedImageModeling", "a masked-image-modeling model"),
+        ("vit_mae", "ViTMAEForPreTraining", "a pretraining model"),
+    ],
+)
+def test_architectures_without_a_classification_head_are_refused_before_loading(
+    model_type, architecture, what
+):
+    from types import SimpleNamespace
+
+    from evaluator.model.classifier import check_has_head
+
+    config = SimpleNamespace(model_type=model_type, architectures=[architecture])
+    with pytest.raises(
+        In9Error, match=rf"^model=org/x: {architecture} \({what}, model_type '{model_type}'\) "
+    ):
+        check_has_head("org/x", config)
+
+
+@pytest.mark.parametrize(
+    "architecture",
+    ["ViTForImageClassification", "DeiTForImageClassificationWithTeacher", "MyNetForImageClassification"],
+)
+def test_classification_heads_pass_the_architecture_check(architecture):
+    from types import SimpleNamespace
+
+    from evaluator.model.classifier import check_has_head
+
+    check_has_head("org/x", SimpleNamespace(model_type="vit", architectures=[architecture]))
+
+
+def test_text_model_is_named_for_what_it_is(tmp_path):
+    from transformers import BertConfig
+
+    config = BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=1, intermediate_size=8)
+    config.architectures = ["BertForMaskedLM"]
+    config.save_pretrained(tmp_path)
+    with pytest.raises(In9Error) as err:
+        load_model(str(tmp_path))
+    assert str(err.value) == (
+        f"model={tmp_path}: not an image classifier (model_type 'bert', architectures: BertForMaskedLM: a "
+        "text model (masked language model)); pass a checkpoint fine-tuned for image classification (one "
+        "that AutoModelForImageClassification loads)"
+    )
+
+
+def test_hub_repository_without_weights_is_named(tiny_models, tmp_path, monkeypatch):
+    import shutil
+
+    from huggingface_hub import constants
+
+    source = tmp_path / "source"
+    shutil.copytree(tiny_models["in9"], source)
+    (source / "model.safetensors").unlink()
+    _fake_hub_cache(tmp_path / "hub", "someorg/no-weights", "f" * 40, source)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(In9Error) as err:
+        load_model("someorg/no-weights")
+    assert str(err.value) == (
+        "model=someorg/no-weights: no weights: found config.json, preprocessor_config.json, but no "
+        "model.safetensors (or *.bin with allow_pickle=True); pass a repository or folder that holds the "
+        "model's weights"
+    )

@@ -79,9 +79,23 @@ def is_classification_head(architecture: str) -> bool:
     return architecture in _classification_heads() or "ForImageClassification" in architecture
 
 
+# For classes no auto mapping lists (BeitForMaskedImageModeling, remote code): what their name says.
+_SUFFIXES = (
+    ("ForMaskedImageModeling", "a masked-image-modeling model"),
+    ("ForPreTraining", "a pretraining model"),
+    ("ForObjectDetection", "an object-detection model"),
+    ("ForSemanticSegmentation", "a semantic-segmentation model"),
+    ("Backbone", "a backbone"),
+    ("Model", "a base model"),
+)
+
+
 def describe_architecture(architecture: str) -> str:
     """'a base model', 'an object-detection model', ...: what a transformers architecture class is."""
-    return _task_of_architecture().get(architecture, "a model of an unknown kind")
+    if architecture in _task_of_architecture():
+        return _task_of_architecture()[architecture]
+    suffix = next((what for end, what in _SUFFIXES if architecture.endswith(end)), None)
+    return suffix or "a model of an unknown kind"
 
 
 def is_classifier(config) -> bool:

@@ -99,21 +99,30 @@ def _full_name_targets() -> dict[str, int]:
 
 
 @lru_cache(maxsize=1)
-def _wordnet_table() -> tuple[dict[str, int], dict[str, int]]:
-    """(wnid -> IN-9 class, folded lemmas -> IN-9 class) for the WordNet nouns under the nine roots, from the
-    packaged table (empty if it is absent); lemma strings that two classes share are left out."""
+def _name_wnids() -> dict[str, set[str]]:
+    """Folded full ImageNet-1k name -> the wnids of the classes so named."""
+    out: dict[str, set[str]] = {}
+    for name, wnid in zip(imagenet1k_names(), imagenet1k_wnids(), strict=True):
+        out.setdefault(_fold(name), set()).add(wnid)
+    return out
+
+
+@lru_cache(maxsize=1)
+def _wordnet_table() -> tuple[dict[str, int], dict[str, str]]:
+    """(wnid -> IN-9 class, folded words -> wnid) for the WordNet nouns under the nine roots, from the
+    packaged table (empty if it is absent); words that two of its synsets share are left out."""
     if not WORDNET_TABLE.is_file():
         return {}, {}
     by_wnid: dict[str, int] = {}
-    by_lemmas: dict[str, set[int]] = {}
+    by_words: dict[str, set[str]] = {}
     for line in WORDNET_TABLE.read_text(encoding="utf-8").splitlines():
         if not line or line.startswith("#"):
             continue
-        wnid, cls, lemmas = line.split("\t")
+        wnid, cls, words = line.split("\t")
         by_wnid[wnid] = int(cls)
-        if lemmas:  # blank where another noun is spelled the same with another class
-            by_lemmas.setdefault(_fold(lemmas), set()).add(int(cls))
-    return by_wnid, {k: next(iter(v)) for k, v in by_lemmas.items() if len(v) == 1}
+        if words:  # blank where another noun is spelled the same with another class
+            by_words.setdefault(_fold(words), set()).add(wnid)
+    return by_wnid, {k: next(iter(v)) for k, v in by_words.items() if len(v) == 1}
 
 
 def _wnid_target(wnid: str) -> int:
@@ -204,9 +213,9 @@ def _wnid_space(labels: list[str]) -> LabelSpace:
 
 def _imagenet21k_space(labels: list[str]) -> LabelSpace:
     """A 21k/22k head labelled by names (or wnids): each label that is an ImageNet-1k class's full name, a
-    wnid, or the lemmas of a noun under an IN-9 root maps there; a name the head uses twice maps nowhere."""
+    wnid, or the words of a noun under an IN-9 root maps there; a name the head uses twice maps nowhere."""
     names = _full_name_targets()
-    lemmas = _wordnet_table()[1]
+    words = _wordnet_table()[1]
     folded = [_fold(label) for label in labels]
     counts: dict[str, int] = {}
     for name in folded:
@@ -221,12 +230,11 @@ def _imagenet21k_space(labels: list[str]) -> LabelSpace:
             found_1k.add(label.strip().lower())
         elif name in names:
             to_in9[i] = names[name]
-            found_1k.add(name)
-        else:
-            to_in9[i] = lemmas.get(name, -1)
-    mapped_1k = {_fold(n) for n, c in zip(imagenet1k_names(), IN1K_TO_IN9, strict=True) if c >= 0}
-    mapped_1k |= set(_mapped_wnids())
-    identified = len(found_1k & mapped_1k)
+            found_1k.update(_name_wnids()[name])
+        elif name in words:  # a WordNet noun's words: its wnid decides (an ImageNet-1k one by the paper)
+            to_in9[i] = _wnid_target(words[name])
+            found_1k.add(words[name])
+    identified = len(found_1k & _mapped_wnids().keys())
     if identified < MIN_21K_SHARE * int((IN1K_TO_IN9 >= 0).sum()):
         raise _unrecognised(
             labels,
