@@ -267,3 +267,11 @@ def test_large_head_without_imagenet_classes_asks_for_a_label_map():
     msg = str(err.value)
     assert "found 21841 labels ('LABEL_0'" in msg and "only 0 of those 370 were found" in msg
     assert "label_map=FILE" in msg and "\n" not in msg
+
+
+def test_large_wnid_head_without_the_imagenet_classes_is_a_wnid_head():
+    # 1200 wnids: the dog root and puppy (mapped by WordNet) and 1198 wnids that are no noun at all
+    labels = ["n02084071", "n01322604", *[f"n{i:08d}" for i in range(1198)]]
+    space = resolve_label_space(dict(enumerate(labels)))
+    assert space.kind == "wnid"
+    assert space.to_in9.tolist() == [0, 0] + [-1] * 1198

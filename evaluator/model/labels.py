@@ -208,7 +208,9 @@ def _wnid_space(labels: list[str]) -> LabelSpace:
         raise _unrecognised(
             labels, "WordNet ids, but none is an ImageNet-1k class or a noun under the IN-9 roots"
         )
-    return LabelSpace("imagenet-21k" if len(labels) > 1001 else "wnid", to_in9)
+    present = {label.strip().lower() for label in labels} & _mapped_wnids().keys()
+    is_21k = len(labels) > 1001 and len(present) >= MIN_21K_SHARE * len(_mapped_wnids())
+    return LabelSpace("imagenet-21k" if is_21k else "wnid", to_in9)
 
 
 def _imagenet21k_space(labels: list[str]) -> LabelSpace:
