@@ -1,11 +1,17 @@
 """Model loading: local folders, Hub ids offline, clear errors, bare modules."""
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from evaluator.demo.train_tiny import save_random_tiny_resnet
+from evaluator.demo.train_tiny import save_random_tiny_resnet, tiny_resnet_config
+from evaluator.model.classifier import check_has_head, load_classifier_module
 from evaluator.model.loading import load_model, wrap_module
 from in9_builder.classes import CLASS_NAMES
 from in9_builder.errors import In9Error
@@ -105,8 +111,6 @@ def test_wrap_module():
 
 def _fake_hub_cache(cache, repo_id: str, sha: str, source) -> None:
     """The huggingface_hub cache layout of one downloaded revision (what a previous online run leaves)."""
-    import shutil
-
     repo = cache / f"models--{repo_id.replace('/', '--')}"
     shutil.copytree(source, repo / "snapshots" / sha)
     (repo / "refs").mkdir(parents=True)
@@ -199,8 +203,6 @@ def test_missing_head_weights_are_refused_when_architectures_claims_a_classifier
 def test_clip_checkpoint_reaching_the_classifier_kind_is_refused_pointing_to_zero_shot(tmp_path):
     from transformers import CLIPConfig, CLIPModel
 
-    from evaluator.model.classifier import load_classifier_module
-
     tower = dict(hidden_size=8, intermediate_size=8, num_attention_heads=1, num_hidden_layers=1)
     config = CLIPConfig(
         text_config={**tower, "vocab_size": 64},
@@ -233,8 +235,6 @@ def test_head_that_does_not_fit_its_labels_is_refused(tmp_path):
 
 def test_gapped_id2label_loads_with_one_entry_per_logit(tmp_path):
     from transformers import ResNetForImageClassification
-
-    from evaluator.demo.train_tiny import tiny_resnet_config
 
     config = tiny_resnet_config(["a", "b", "c"])
     config.id2label = {0: "n01440764", 2: "n02085620", 5: "n01530575"}  # tench, Chihuahua, brambling
@@ -285,10 +285,6 @@ def test_unreadable_config_is_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_cli_refuses_a_headless_checkpoint_in_one_line_and_writes_nothing(tmp_path):
-    import os
-    import subprocess
-    import sys
-
     folder = _save_vit_base_model(tmp_path / "vit-base")
     out = tmp_path / "out"
     proc = subprocess.run(
@@ -326,10 +322,6 @@ def test_cli_refuses_a_headless_checkpoint_in_one_line_and_writes_nothing(tmp_pa
 def test_architectures_without_a_classification_head_are_refused_before_loading(
     model_type, architecture, what
 ):
-    from types import SimpleNamespace
-
-    from evaluator.model.classifier import check_has_head
-
     config = SimpleNamespace(model_type=model_type, architectures=[architecture])
     with pytest.raises(
         In9Error, match=rf"^model=org/x: {architecture} \({what}, model_type '{model_type}'\) "
@@ -342,10 +334,6 @@ def test_architectures_without_a_classification_head_are_refused_before_loading(
     ["ViTForImageClassification", "DeiTForImageClassificationWithTeacher", "MyNetForImageClassification"],
 )
 def test_classification_heads_pass_the_architecture_check(architecture):
-    from types import SimpleNamespace
-
-    from evaluator.model.classifier import check_has_head
-
     check_has_head("org/x", SimpleNamespace(model_type="vit", architectures=[architecture]))
 
 
@@ -365,8 +353,6 @@ def test_text_model_is_named_for_what_it_is(tmp_path):
 
 
 def test_hub_repository_without_weights_is_named(tiny_models, tmp_path, monkeypatch):
-    import shutil
-
     from huggingface_hub import constants
 
     source = tmp_path / "source"
@@ -380,4 +366,25 @@ def test_hub_repository_without_weights_is_named(tiny_models, tmp_path, monkeypa
         "model=someorg/no-weights: no weights: found config.json, preprocessor_config.json, but no "
         "model.safetensors (or *.bin with allow_pickle=True); pass a repository or folder that holds the "
         "model's weights"
+    )
+
+
+def test_clip_vision_tower_alone_is_refused_pointing_to_zero_shot(tmp_path):
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    config = CLIPVisionConfig(
+        hidden_size=8,
+        intermediate_size=8,
+        num_attention_heads=1,
+        num_hidden_layers=1,
+        image_size=32,
+        patch_size=16,
+    )
+    CLIPVisionModel(config).save_pretrained(tmp_path)
+    with pytest.raises(In9Error) as err:
+        load_model(str(tmp_path))
+    assert str(err.value).startswith(
+        f"model={tmp_path}: CLIPVisionModel (a base model, model_type 'clip_vision_model') has no "
+        "image-classification head; scoring it would use a newly initialised, random classification head. "
+        "Score a CLIP-like model zero-shot"
     )
