@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from evaluator.model.labels import LABEL_MODES, LabelSpace, logits_to_in9, resolve_label_space
+from evaluator.model.labels import (
+    LABEL_MODES,
+    LabelSpace,
+    logits_to_in9,
+    resolve_label_space,
+    wordnet_classes,
+)
 from in9_builder.classes import IN1K_TO_IN9, imagenet1k_names, imagenet1k_wnids
 from in9_builder.errors import In9Error
 from tests.fixtures_evaluator import IN9_SPELLINGS
@@ -275,3 +281,20 @@ def test_large_wnid_head_without_the_imagenet_classes_is_a_wnid_head():
     space = resolve_label_space(dict(enumerate(labels)))
     assert space.kind == "wnid"
     assert space.to_in9.tolist() == [0, 0] + [-1] * 1198
+
+
+def test_packaged_wordnet_table_agrees_with_the_paper_on_every_mapped_imagenet_class():
+    # The table is a WordNet hypernym closure; the paper's table is stricter (it leaves out e.g. the grouse
+    # family 80-86, whippet 172, the domestic cats 281-285), which is why ImageNet-1k classes never use it.
+    by_wnid = wordnet_classes()
+    wnids = imagenet1k_wnids()
+    assert [i for i in range(1000) if IN1K_TO_IN9[i] >= 0 and by_wnid.get(wnids[i]) != IN1K_TO_IN9[i]] == []
+    assert sorted(i for i in range(1000) if IN1K_TO_IN9[i] < 0 and wnids[i] in by_wnid) == [
+        *range(80, 87),
+        171,
+        172,
+        *range(281, 286),
+        575,
+        660,
+    ]
+    assert len(by_wnid) == 3108

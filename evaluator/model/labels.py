@@ -125,6 +125,11 @@ def _wordnet_table() -> tuple[dict[str, int], dict[str, str]]:
     return by_wnid, {k: next(iter(v)) for k, v in by_words.items() if len(v) == 1}
 
 
+def wordnet_classes() -> dict[str, int]:
+    """wnid -> IN-9 class of every WordNet 3.0 noun under one of the nine roots (the packaged table)."""
+    return dict(_wordnet_table()[0])
+
+
 def _wnid_target(wnid: str) -> int:
     """IN-9 class of a WordNet id: an ImageNet-1k class by the paper's table, else by the hierarchy."""
     wnid = wnid.lower()
