@@ -66,6 +66,8 @@ def fetch_hub(model: str, revision: str | None, *, allow_pickle: bool) -> tuple[
 
 
 def check_weights(folder: Path, model_id: str, allow_pickle: bool) -> None:
+    """Refuse a folder without safetensors weights (pickle ones only if
+    ``allow_pickle``), naming what it has."""
     if any(folder.glob("*.safetensors")):
         return
     pickles = [p.name for p in folder.iterdir() if p.suffix in (".bin", ".pth", ".pt")]
@@ -75,4 +77,14 @@ def check_weights(folder: Path, model_id: str, allow_pickle: bool) -> None:
             "arbitrary code when loaded; pass allow_pickle=True if you trust the source"
         )
     if not pickles:
-        raise In9Error(f"model={model_id}: no weights found in {folder} (expected model.safetensors)")
+        raise In9Error(
+            f"model={model_id}: no weights: found {list_folder(folder)}, but no model.safetensors (or *.bin "
+            "with allow_pickle=True); pass a repository or folder that holds the model's weights"
+        )
+
+
+def list_folder(folder: Path, shown: int = 6) -> str:
+    names = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    if not names:
+        return "an empty folder"
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")

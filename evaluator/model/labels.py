@@ -1,8 +1,21 @@
 """Which head a model has, and how its logits become IN-9 predictions (the paper's 1000 -> 9 mapping).
 
-The head is decided from the model's ``id2label`` (or an explicit label map), never guessed: 1000 ImageNet-1k
-names -> ``imagenet-1k``; the 9 IN-9 names in any order and spelling -> ``in9``; ``label_map`` (a JSON
-file) -> ``label-map``; anything else is an :class:`In9Error` that says what was found and how to pass a map.
+The head is decided from the model's ``id2label`` (or an explicit label map), never guessed. Logit ``i`` is
+the label with the ``i``-th smallest id2label key: transformers builds ``len(id2label)`` outputs, and its 22k
+conversions delete two ids of a 21,843-label list for 21,841-way heads, so the keys of a gapped head are
+positions in that list, not logit indices. Recognised, in this order:
+
+- ``label_map`` (a JSON file) -> ``label-map``, whatever the head;
+- the 9 IN-9 names in any order and spelling -> ``in9``;
+- the 1000 ImageNet-1k names or wnids in index order -> ``imagenet-1k`` (the paper's table);
+- ``background`` then those 1000 (TensorFlow's 1001-way heads) -> ``imagenet-1k+background``;
+- every label a WordNet id -> ``wnid`` (``imagenet-21k`` for more than 1001 labels);
+- more than 1001 labels naming ImageNet-1k classes -> ``imagenet-21k``.
+
+A wnid or a 21k label maps to the IN-9 class of the ImageNet-1k class it is (the paper's table, exclusions
+included); other wnids map through the WordNet noun hierarchy when the packaged table
+(``wordnet_in9.tsv``) lists them under one of the nine roots. Anything else is an :class:`In9Error` that
+says what was found and how to pass a map.
 """
 
 from __future__ import annotations
@@ -27,20 +40,27 @@ from in9_builder.classes import (
     class_index,
     imagenet1k_names,
     imagenet1k_wnids,
+    mapped_wnids,
 )
 from in9_builder.errors import In9Error
 
 LABEL_MAP_FORMAT = (
-    "a JSON object mapping each model label (name or index) to an IN-9 index 0-8 or -1, e.g. "
+    "a JSON object mapping each model label (name or id2label key) to an IN-9 index 0-8 or -1, e.g. "
     '{"golden retriever": 0, "3": 8, "tabby": -1}; labels not listed map to -1'
 )
+LABEL_SPACE_KINDS = ("imagenet-1k", "imagenet-1k+background", "imagenet-21k", "wnid", "in9", "label-map")
+# A 21k/22k head is recognised when its labels identify this share of the 370 ImageNet-1k classes IN-9 maps.
+MIN_21K_SHARE = 0.9
+_WNID = re.compile(r"n\d{8}")
+_BACKGROUND = frozenset({"background", "unused background"})
+WORDNET_TABLE = Path(__file__).with_name("wordnet_in9.tsv")
 
 
 @dataclass(frozen=True, eq=False)
 class LabelSpace:
-    """A model's label space: ``to_in9[i]`` is the IN-9 class of model label ``i`` (-1 = none)."""
+    """A model's label space: ``to_in9[i]`` is the IN-9 class of model logit ``i`` (-1 = none)."""
 
-    kind: str  # "imagenet-1k" | "in9" | "label-map"
+    kind: str  # one of LABEL_SPACE_KINDS: what was recognised
     to_in9: np.ndarray  # (num_labels,) int64
 
     @property
@@ -55,7 +75,7 @@ class Prediction(NamedTuple):
 
 
 def _fold(name: str) -> str:
-    return re.sub(r"[\s_\-]+", " ", str(name).strip().lower())
+    return re.sub(r"[\s_\-]+", " ", str(name).strip().lower()).strip()
 
 
 @lru_cache(maxsize=1)
@@ -68,16 +88,82 @@ def _imagenet_synonyms() -> tuple[frozenset[str], ...]:
     return tuple(out)
 
 
-def _normalise_id2label(id2label: Mapping) -> list[str]:
+@lru_cache(maxsize=1)
+def _full_name_targets() -> dict[str, int]:
+    """Folded full ImageNet-1k name -> IN-9 class (-1 unmapped); a name two classes share with different
+    IN-9 classes ('crane': the bird and the machine) is -1."""
+    targets: dict[str, set[int]] = {}
+    for name, cls in zip(imagenet1k_names(), IN1K_TO_IN9.tolist(), strict=True):
+        targets.setdefault(_fold(name), set()).add(int(cls))
+    return {name: (next(iter(c)) if len(c) == 1 else -1) for name, c in targets.items()}
+
+
+@lru_cache(maxsize=1)
+def _name_wnids() -> dict[str, set[str]]:
+    """Folded full ImageNet-1k name -> the wnids of the classes so named."""
+    out: dict[str, set[str]] = {}
+    for name, wnid in zip(imagenet1k_names(), imagenet1k_wnids(), strict=True):
+        out.setdefault(_fold(name), set()).add(wnid)
+    return out
+
+
+@lru_cache(maxsize=1)
+def _wordnet_table() -> tuple[dict[str, int], dict[str, str]]:
+    """(wnid -> IN-9 class, folded words -> wnid) for the WordNet nouns under the nine roots, from the
+    packaged table (empty if it is absent); words that two of its synsets share are left out."""
+    if not WORDNET_TABLE.is_file():
+        return {}, {}
+    by_wnid: dict[str, int] = {}
+    by_words: dict[str, set[str]] = {}
+    for line in WORDNET_TABLE.read_text(encoding="utf-8").splitlines():
+        if not line or line.startswith("#"):
+            continue
+        wnid, cls, words = line.split("\t")
+        by_wnid[wnid] = int(cls)
+        if words:  # blank where another noun is spelled the same with another class
+            by_words.setdefault(_fold(words), set()).add(wnid)
+    return by_wnid, {k: next(iter(v)) for k, v in by_words.items() if len(v) == 1}
+
+
+def wordnet_classes() -> dict[str, int]:
+    """wnid -> IN-9 class of every WordNet 3.0 noun under one of the nine roots (the packaged table)."""
+    return dict(_wordnet_table()[0])
+
+
+def _wnid_target(wnid: str) -> int:
+    """IN-9 class of a WordNet id: an ImageNet-1k class by the paper's table, else by the hierarchy."""
+    wnid = wnid.lower()
+    if wnid in _imagenet1k_wnid_set():
+        return _mapped_wnids().get(wnid, -1)
+    return _wordnet_table()[0].get(wnid, -1)
+
+
+@lru_cache(maxsize=1)
+def _imagenet1k_wnid_set() -> frozenset[str]:
+    return frozenset(imagenet1k_wnids())
+
+
+@lru_cache(maxsize=1)
+def _mapped_wnids() -> dict[str, int]:
+    return mapped_wnids()
+
+
+def _labels_by_logit(id2label: Mapping) -> tuple[list[int], list[str]]:
+    """(id2label keys, labels), both in key order: logit ``i`` is the ``i``-th key."""
     try:
         items = {int(k): str(v) for k, v in id2label.items()}
     except (TypeError, ValueError) as exc:
         raise In9Error(
             f"model config id2label has a non-integer key ({exc}); fix the model's config.json"
         ) from None
-    if sorted(items) != list(range(len(items))):
-        raise In9Error("model config id2label keys are not 0..num_labels-1; fix the model's config.json")
-    return [items[i] for i in range(len(items))]
+    if len(items) != len(id2label):
+        raise In9Error("model config id2label has the same key twice; fix the model's config.json")
+    if items and min(items) < 0:
+        raise In9Error(
+            f"model config id2label has a negative key ({min(items)}); fix the model's config.json"
+        )
+    keys = sorted(items)
+    return keys, [items[k] for k in keys]
 
 
 def _found(labels: list[str]) -> str:
@@ -92,16 +178,25 @@ def _unrecognised(labels: list[str], why: str) -> In9Error:
     )
 
 
-def _imagenet_space(labels: list[str]) -> LabelSpace:
+def _imagenet_mismatches(labels: list[str]) -> list[int]:
     synonyms = _imagenet_synonyms()
-    mismatched = [i for i, label in enumerate(labels) if _fold(label) not in synonyms[i]]
+    return [i for i, label in enumerate(labels) if _fold(label) not in synonyms[i]]
+
+
+def _imagenet_space(labels: list[str], *, background: bool = False) -> LabelSpace:
+    head = labels[1:] if background else labels
+    mismatched = _imagenet_mismatches(head)
     if mismatched:
         i = mismatched[0]
+        what = "1001 labels ('background' first)" if background else "1000 labels"
         raise _unrecognised(
             labels,
-            f"1000 labels but {len(mismatched)} do not match the ImageNet-1k names "
-            f"(first: index {i} is {labels[i]!r}, expected {sorted(synonyms[i])[0]!r})",
+            f"{what} but {len(mismatched)} do not match the ImageNet-1k names "
+            f"(first: index {i + background} is {head[i]!r}, expected "
+            f"{sorted(_imagenet_synonyms()[i])[0]!r})",
         )
+    if background:
+        return LabelSpace("imagenet-1k+background", np.concatenate([[-1], IN1K_TO_IN9]).astype(np.int64))
     return LabelSpace("imagenet-1k", IN1K_TO_IN9.copy())
 
 
@@ -112,7 +207,52 @@ def _in9_space(labels: list[str]) -> LabelSpace | None:
     return LabelSpace("in9", np.asarray(indices, dtype=np.int64))
 
 
-def _read_label_map(path: Path, labels: list[str]) -> LabelSpace:
+def _wnid_space(labels: list[str]) -> LabelSpace:
+    to_in9 = np.asarray([_wnid_target(label.strip()) for label in labels], dtype=np.int64)
+    if (to_in9 < 0).all():
+        raise _unrecognised(
+            labels, "WordNet ids, but none is an ImageNet-1k class or a noun under the IN-9 roots"
+        )
+    present = {label.strip().lower() for label in labels} & _mapped_wnids().keys()
+    is_21k = len(labels) > 1001 and len(present) >= MIN_21K_SHARE * len(_mapped_wnids())
+    return LabelSpace("imagenet-21k" if is_21k else "wnid", to_in9)
+
+
+def _imagenet21k_space(labels: list[str]) -> LabelSpace:
+    """A 21k/22k head labelled by names (or wnids): each label that is an ImageNet-1k class's full name, a
+    wnid, or the words of a noun under an IN-9 root maps there; a name the head uses twice maps nowhere."""
+    names = _full_name_targets()
+    words = _wordnet_table()[1]
+    folded = [_fold(label) for label in labels]
+    counts: dict[str, int] = {}
+    for name in folded:
+        counts[name] = counts.get(name, 0) + 1
+    to_in9 = np.full(len(labels), -1, dtype=np.int64)
+    found_1k: set[str] = set()
+    for i, (label, name) in enumerate(zip(labels, folded, strict=True)):
+        if counts[name] > 1:
+            continue
+        if _WNID.fullmatch(label.strip().lower()):
+            to_in9[i] = _wnid_target(label.strip())
+            found_1k.add(label.strip().lower())
+        elif name in names:
+            to_in9[i] = names[name]
+            found_1k.update(_name_wnids()[name])
+        elif name in words:  # a WordNet noun's words: its wnid decides (an ImageNet-1k one by the paper)
+            to_in9[i] = _wnid_target(words[name])
+            found_1k.add(words[name])
+    identified = len(found_1k & _mapped_wnids().keys())
+    if identified < MIN_21K_SHARE * int((IN1K_TO_IN9 >= 0).sum()):
+        raise _unrecognised(
+            labels,
+            f"a head of more than 1001 labels is mapped as ImageNet-21k when its labels name the ImageNet-1k "
+            f"classes IN-9 maps (or are wnids), but only {identified} of those "
+            f"{int((IN1K_TO_IN9 >= 0).sum())} were found",
+        )
+    return LabelSpace("imagenet-21k", to_in9)
+
+
+def _read_label_map(path: Path, keys: list[int], labels: list[str]) -> LabelSpace:
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError:
@@ -124,13 +264,21 @@ def _read_label_map(path: Path, labels: list[str]) -> LabelSpace:
     by_name: dict[str, int] = {}
     for i, label in enumerate(labels):
         by_name.setdefault(_fold(label), i)
+    by_key = {key: i for i, key in enumerate(keys)}
+    contiguous = keys == list(range(len(keys)))
     to_in9 = np.full(len(labels), -1, dtype=np.int64)
     for key, value in raw.items():
         key_s = str(key).strip()
         if key_s.lstrip("-").isdigit():
-            index = int(key_s)
-            if not 0 <= index < len(labels):
-                raise In9Error(f"label_map={path}: key {key!r} is not a label index 0..{len(labels) - 1}")
+            if int(key_s) not in by_key:
+                ids = (
+                    f"a label index 0..{len(labels) - 1}"
+                    if contiguous
+                    else f"one of the model's id2label keys ({len(keys)} keys, "
+                    f"{keys[0]}..{keys[-1]} with gaps)"
+                )
+                raise In9Error(f"label_map={path}: key {key!r} is not {ids}")
+            index = by_key[int(key_s)]
         elif _fold(key_s) in by_name:
             index = by_name[_fold(key_s)]
         else:
@@ -152,16 +300,30 @@ def _read_label_map(path: Path, labels: list[str]) -> LabelSpace:
 
 def resolve_label_space(id2label: Mapping[int, str], label_map: str | Path | None = None) -> LabelSpace:
     """Decide the model's label space from its ``id2label`` (and an optional explicit label map file)."""
-    labels = _normalise_id2label(id2label)
+    keys, labels = _labels_by_logit(id2label)
     if label_map is not None:
-        return _read_label_map(Path(label_map), labels)
-    if len(labels) == 1000:
-        return _imagenet_space(labels)
-    if len(labels) == NUM_CLASSES:
+        return _read_label_map(Path(label_map), keys, labels)
+    n = len(labels)
+    if n == NUM_CLASSES:
         space = _in9_space(labels)
         if space is None:
             raise _unrecognised(labels, f"9 labels but not the IN-9 classes ({', '.join(CLASS_NAMES)})")
         return space
+    if n == 1000:
+        if all(_WNID.fullmatch(label.strip().lower()) for label in labels) and _imagenet_mismatches(labels):
+            return _wnid_space(labels)  # wnids in another order: each maps by its own identity
+        return _imagenet_space(labels)
+    if n == 1001 and _fold(labels[0]) in _BACKGROUND:
+        return _imagenet_space(labels, background=True)
+    if n and all(_WNID.fullmatch(label.strip().lower()) for label in labels):
+        return _wnid_space(labels)
+    if n > 1001:
+        return _imagenet21k_space(labels)
+    if n == 1001:
+        raise _unrecognised(
+            labels,
+            f"1001 labels, but label 0 is {labels[0]!r}, not 'background' (then the ImageNet-1k names)",
+        )
     raise _unrecognised(labels, "neither the 1000 ImageNet-1k classes nor the 9 IN-9 classes")
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from evaluator.model import classifier
-from evaluator.model.hub import fetch_hub
+from evaluator.model.hub import fetch_hub, list_folder
 from evaluator.model.labels import LabelSpace, resolve_label_space
 from evaluator.model.preprocess import BICUBIC, PROTOCOLS, Preprocess
 from in9_builder.errors import In9Error
@@ -78,11 +78,19 @@ class LogitsOnly(torch.nn.Module):
         raise TypeError(f"the model returned {type(out).__name__}, expected logits (a Tensor or .logits)")
 
 
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(exc).split())
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
 def _read_config(folder: Path, model_id: str, trust_remote_code: bool):
     from transformers import AutoConfig
 
     if not (folder / "config.json").is_file():
-        raise In9Error(f"model={model_id}: {folder} has no config.json; is this a transformers model folder?")
+        raise In9Error(
+            f"model={model_id}: no config.json (found {list_folder(folder)}); pass a transformers model "
+            "repository or folder (config.json + weights)"
+        )
     try:
         return AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
     except ValueError as exc:
@@ -91,14 +99,20 @@ def _read_config(folder: Path, model_id: str, trust_remote_code: bool):
                 f"model={model_id}: needs custom code from the repository; review it and pass "
                 "trust_remote_code=True"
             ) from None
-        raise In9Error(f"model={model_id}: unreadable config.json ({exc})") from None
+        raise In9Error(f"model={model_id}: unreadable config.json ({_one_line(exc)})") from None
+    except OSError as exc:
+        raise In9Error(f"model={model_id}: unreadable config.json ({_one_line(exc)})") from None
 
 
 def _not_an_image_classifier(model_id: str, config) -> In9Error:
-    archs = ", ".join(getattr(config, "architectures", None) or []) or "none listed"
+    architectures = list(getattr(config, "architectures", None) or [])
+    if architectures and classifier.is_headless_vision_model(config, architectures[0]):
+        return classifier.headless_error(model_id, config, architectures[0])
+    what = f": {classifier.describe_architecture(architectures[0])}" if architectures else ""
     return In9Error(
         f"model={model_id}: not an image classifier (model_type {config.model_type!r}, "
-        f"architectures: {archs}); pass a model that AutoModelForImageClassification loads"
+        f"architectures: {', '.join(architectures) or 'none listed'}{what}); pass a checkpoint fine-tuned "
+        "for image classification (one that AutoModelForImageClassification loads)"
     )
 
 
