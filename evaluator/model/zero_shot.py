@@ -92,12 +92,7 @@ def _string_list(raw, field: str, where: str) -> tuple[str, ...]:
     bad = [value for value in raw if not isinstance(value, str) or not value.strip()]
     if bad:
         raise In9Error(f"prompts={where}: {field!r} holds {bad[0]!r}, not a non-empty string")
-    seen: set[str] = set()
-    for value in raw:
-        if value in seen:
-            raise In9Error(f"prompts={where}: {field!r} lists {value!r} twice")
-        seen.add(value)
-    return tuple(raw)
+    return tuple(raw)  # repeats are allowed: CLIP's own ImageNet names list "missile" and "sunglasses" twice
 
 
 def _from_mapping(raw, where: str) -> Prompts:
@@ -214,17 +209,15 @@ def _batches(tokenizer, texts: list[str], tokenization: Tokenization, batch_size
     """(indices, model inputs) per batch; texts grouped by token length so that little padding is computed."""
     truncate = dict(truncation=True, max_length=tokenization.max_length) if tokenization.max_length else {}
     if tokenization.pad_to_max_length:
-        for start in range(0, len(texts), batch_size):
-            enc = tokenizer(
-                texts[start : start + batch_size], padding="max_length", return_tensors="pt", **truncate
-            )
-            yield range(start, min(start + batch_size, len(texts))), {"input_ids": enc["input_ids"]}
-        return
-    ids = tokenizer(texts, **truncate)["input_ids"]
-    order = sorted(range(len(texts)), key=lambda i: (len(ids[i]), i))
+        order = list(range(len(texts)))
+        padding = "max_length"
+    else:
+        lengths = [len(ids) for ids in tokenizer(texts, **truncate)["input_ids"]]
+        order = sorted(range(len(texts)), key=lambda i: (lengths[i], i))
+        padding = "longest"
     for start in range(0, len(order), batch_size):
         chosen = order[start : start + batch_size]
-        enc = tokenizer.pad({"input_ids": [ids[i] for i in chosen]}, padding="longest", return_tensors="pt")
+        enc = tokenizer([texts[i] for i in chosen], padding=padding, return_tensors="pt", **truncate)
         inputs = {"input_ids": enc["input_ids"]}
         if tokenization.attention_mask and "attention_mask" in enc:
             inputs["attention_mask"] = enc["attention_mask"]
