@@ -169,12 +169,21 @@ def test_zero_shot_checkpoints_are_routed_before_the_classifier_kind():
     assert not zero_shot.is_zero_shot(ResNetConfig(architectures=["ResNetForImageClassification"]))
 
 
-@pytest.mark.parametrize("templates", [pytest.param(80, marks=pytest.mark.slow), 2])
-def test_clip_default_prompts_equal_an_independent_forward(
-    zs_models, zs_data, tmp_path, monkeypatch, templates
-):
-    """The default: 1000 ImageNet-1k names x the 80 CLIP templates (quick loop: the first 2 templates, the
-    same code path; 80 x 1000 prompts take minutes on 2 cores even for a tiny text tower)."""
+def test_the_default_prompts_are_the_packaged_clip_lists():
+    prompts = zero_shot.resolve_prompts(None)
+    assert prompts == zero_shot.resolve_prompts("imagenet-1k")
+    assert prompts.record() == {"classnames": PACKAGED["classnames"], "templates": PACKAGED["templates"]}
+    assert len(prompts.classnames) == 1000 and len(prompts.templates) == 80
+    assert prompts.classnames[:2] == ("tench", "goldfish") and prompts.templates[0] == "a bad photo of a {c}."
+    assert PACKAGED["license"].startswith("MIT") and "CLIP_benchmark" in PACKAGED["source"]
+    assert zero_shot.resolve_prompts("nine").templates == prompts.templates
+
+
+def test_clip_default_prompts_equal_an_independent_forward(zs_models, zs_data, tmp_path, monkeypatch):
+    """The default path (1000 ImageNet-1k names, the paper's 1000 -> 9 mapping) with the first 2 of the 80
+    templates: 80 x 1000 prompts take minutes on 2 shared cores even for a tiny text tower; all 80 templates
+    are used in the SigLIP test below."""
+    templates = 2
     packaged = zero_shot.default_prompts()
     default = zero_shot.Prompts(packaged.classnames, packaged.templates[:templates], "imagenet-1k")
     monkeypatch.setattr(zero_shot, "default_prompts", lambda: default)
@@ -336,12 +345,27 @@ def test_cli_prompts_nine_and_the_challenge(zs_models, zs_data, tmp_path, capsys
     args = ["--model", str(zs_models["clip"]), "--data", str(zs_data), "--variants", "original"]
     args += ["--prompts", "nine", "--challenge", "--output-dir", str(out), "--cache-dir", str(tmp_path / "c")]
     assert main([*args, "--no-progress", "--batch-size", "16"]) == 0
+    assert "wrote" in capsys.readouterr().out
     doc = json.loads((out / "results.json").read_text())
     assert doc["model"]["label_space"] == "zero-shot:in9"
-    assert doc["model"]["prompts"]["classnames"] == list(CLASS_NAMES)
+    recorded = doc["model"]["prompts"]
+    assert recorded == {"classnames": list(CLASS_NAMES), "templates": PACKAGED["templates"]}
     challenge = doc["metrics"]["challenge"]
     assert challenge["num_foregrounds"] == 18 and 0.0 <= challenge["challenge_accuracy"] <= 1.0
-    assert "wrote" in capsys.readouterr().out
+    assert (out / "challenge.parquet").is_file()
+
+    # CLIP with all 80 templates: predictions.parquet against the hand-built reference.
+    model, tokenizer, processor = _load_reference(zs_models["clip"])
+    classifier = _reference_classifier(
+        model, tokenizer, recorded["classnames"], recorded["templates"], siglip=False
+    )
+    ds = open_data(str(zs_data)).variant("original")
+    logits = _reference_logits(model, processor, [row["image"] for row in ds], classifier)
+    scores = _in9_scores(logits, np.arange(9))
+    by_id = {row["image_id"]: row for row in pq.read_table(out / "predictions.parquet").to_pylist()}
+    for i, image_id in enumerate(ds["image_id"]):
+        np.testing.assert_allclose(by_id[image_id]["scores"], scores[i], atol=1e-4)
+        assert by_id[image_id]["prediction"] == int(logits[i].argmax())
 
 
 @pytest.mark.parametrize(
@@ -379,3 +403,25 @@ def test_bad_prompts_file_is_one_line(zs_models, zs_data, tmp_path, capsys, cont
     assert err[0].startswith(message.format(path=path)), err[0]
     if "cannot map" in message:
         assert "--label-map FILE" in err[0]
+
+
+def test_a_tokenizer_that_cannot_load_is_one_line(zs_models, tmp_path):
+    """SigLIP's own tokenizer is sentencepiece's; without the package (or with a broken spiece.model)."""
+    import shutil
+
+    folder = tmp_path / "siglip"
+    shutil.copytree(zs_models["siglip"], folder)
+    for name in (
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "vocab.json",
+        "merges.txt",
+    ):
+        (folder / name).unlink(missing_ok=True)
+    (folder / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "SiglipTokenizer"}))
+    (folder / "spiece.model").write_bytes(b"not a sentencepiece model")
+    with pytest.raises(
+        In9Error, match=r"^model=.*: its tokenizer could not be loaded from .*spiece\.model\)$"
+    ):
+        load_model(str(folder), prompts="nine", cache_dir=tmp_path)

@@ -391,7 +391,7 @@ def _load_tokenizer(folder: Path, model_id: str, trust_remote_code: bool):
 
     try:
         return AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
-    except (ImportError, OSError, ValueError, TypeError) as exc:
+    except (ImportError, OSError, ValueError, TypeError, RuntimeError) as exc:
         hint = " (SigLIP's needs: pip install sentencepiece)" if "sentencepiece" in str(exc).lower() else ""
         raise In9Error(
             f"model={model_id}: its tokenizer could not be loaded from {folder}{hint} ({_first_line(exc)}); "
