@@ -425,3 +425,44 @@ def test_a_tokenizer_that_cannot_load_is_one_line(zs_models, tmp_path):
         In9Error, match=r"^model=.*: its tokenizer could not be loaded from .*spiece\.model\)$"
     ):
         load_model(str(folder), prompts="nine", cache_dir=tmp_path)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_encode_the_text_classifier_once(zs_models, zs_data, tmp_path):
+    """The first process encodes and caches W, the second waits at one barrier and reads it; the scores
+    equal one process's."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    prompts = tmp_path / "p.json"
+    prompts.write_text(
+        json.dumps({"classnames": list(CLASS_NAMES), "templates": ["a photo of a {c}.", "{c}"]})
+    )
+    args = ["--model", str(zs_models["clip"]), "--data", str(zs_data), "--variants", "original"]
+    args += ["--prompts", str(prompts), "--no-progress", "--num-workers", "0", "--batch-size", "4"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2"]
+    torchrun += ["--master_addr", "127.0.0.1", "--master_port", str(port), "-m", "evaluator.cli"]
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    two = subprocess.run(
+        [*torchrun, *args, *cache, "--output-dir", str(tmp_path / "two")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert len(list((tmp_path / "cache" / "text-classifiers").glob("*.safetensors"))) == 1
+    one = main([*args, "--cache-dir", str(tmp_path / "c1"), "--output-dir", str(tmp_path / "one")])
+    assert one == 0
+    tables = [pq.read_table(tmp_path / run / "predictions.parquet").to_pylist() for run in ("one", "two")]
+    by_id = [{row["image_id"]: row for row in table} for table in tables]
+    assert by_id[0].keys() == by_id[1].keys() and len(by_id[0]) == 18
+    for image_id, row in by_id[0].items():
+        np.testing.assert_allclose(row["scores"], by_id[1][image_id]["scores"], atol=1e-5)
+        assert row["prediction"] == by_id[1][image_id]["prediction"]

@@ -449,21 +449,28 @@ def load_zero_shot(
     if tokenization.attention_mask and not _accepts_attention_mask(model):
         tokenization = Tokenization(tokenization.max_length, tokenization.pad_to_max_length, False)
 
-    classifier = None
-    if use_cache:
-        key = cache_key(folder, spec, tokenization)
-        path = cache_path(text_classifier_root(cache_dir), key)
-        classifier = read_cached(path, key, (len(spec.classnames), dim))
+    shape = (len(spec.classnames), dim)
+    key = cache_key(folder, spec, tokenization) if use_cache else None
+    path = cache_path(text_classifier_root(cache_dir), key) if use_cache else None
+    # Under torchrun the first process encodes and writes W while the others wait, then read it (where the
+    # processes do not share the cache folder, each encodes its own). Each process passes one barrier.
+    shared = use_cache and torch.distributed.is_available() and torch.distributed.is_initialized()
+    first = not shared or torch.distributed.get_rank() == 0
+    if not first:
+        torch.distributed.barrier()
+    classifier = read_cached(path, key, shape) if use_cache else None
     if classifier is None:
         device = _text_device()
         classifier = encode_text_classifier(model.to(device), tokenizer, spec, tokenization, device=device)
         model.to("cpu")
-        if classifier.shape[1] != dim:
+        if tuple(classifier.shape) != shape:
             raise In9Error(
                 f"model={model_id}: its text features have {classifier.shape[1]} dimensions and its image "
                 f"features {dim}; they do not pair as CLIP's do"
             )
         if use_cache:
             write_cached(path, key, classifier)
+    if shared and first:
+        torch.distributed.barrier()
     module = ZeroShotClassifier(model, classifier).eval()
     return module, preprocess, space, {"prompts": spec.record()}
