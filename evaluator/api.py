@@ -29,7 +29,19 @@ from in9_builder.classes import IMAGE_VARIANTS, parse_variants
 from in9_builder.errors import In9Error
 
 
-def _load(model, *, revision, config: EvalConfig, label_map, trust_remote_code, allow_pickle, module_options):
+def _load(
+    model,
+    *,
+    revision,
+    config: EvalConfig,
+    label_map,
+    trust_remote_code,
+    allow_pickle,
+    module_options,
+    prompts,
+):
+    if prompts is not None and isinstance(model, (LoadedModel, torch.nn.Module)):
+        raise In9Error(f"prompts={prompts}: applies to a zero-shot model id or folder, not a loaded model")
     if isinstance(model, LoadedModel):
         return model
     if isinstance(model, torch.nn.Module):
@@ -43,6 +55,9 @@ def _load(model, *, revision, config: EvalConfig, label_map, trust_remote_code, 
         label_map=label_map,
         trust_remote_code=trust_remote_code,
         allow_pickle=allow_pickle,
+        prompts=prompts,
+        cache_dir=config.cache_dir,
+        use_cache=config.use_cache,
     )
 
 
@@ -83,6 +98,7 @@ def evaluate(
     *,
     revision: str | None = None,
     label_map: str | os.PathLike | None = None,
+    prompts: str | os.PathLike | Mapping | None = None,
     trust_remote_code: bool = False,
     allow_pickle: bool = False,
     mean: Sequence[float] | None = None,
@@ -101,7 +117,9 @@ def evaluate(
     ``id2label`` (or ``label_space``). ``config`` (or keyword ``overrides`` of its fields: ``batch_size``,
     ``label_mode``, ``preprocess``, ``precision``, ``limit``, ``challenge``, ``tune_cpu``, ...) says how.
     Predictions are cached per (model identity, label mode, precision, data fingerprint) unless
-    ``use_cache=False``. The caller's process is left as it was unless ``tune_cpu=True``.
+    ``use_cache=False``. The caller's process is left as it was unless ``tune_cpu=True``. A zero-shot model
+    (CLIP, SigLIP) is scored through a classifier built from ``prompts`` (``"imagenet-1k"`` by default,
+    ``"nine"``, or a JSON file of ``classnames`` and ``templates``).
     """
     config = (config or EvalConfig()).replace(**overrides)
     names = parse_variants(variants, IMAGE_VARIANTS)
@@ -117,6 +135,7 @@ def evaluate(
         trust_remote_code=trust_remote_code,
         allow_pickle=allow_pickle,
         module_options=module_options,
+        prompts=prompts,
     )
     source = _open(data, config)
     identity = loaded.identity()

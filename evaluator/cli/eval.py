@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--label-map", type=Path, help="JSON file: model label (name or index) -> IN-9 index or -1"
     )
+    p.add_argument(
+        "--prompts",
+        help="zero-shot models (CLIP, SigLIP): imagenet-1k (default: the 1000 ImageNet-1k class names x the "
+        '80 CLIP templates, mapped 1000 -> 9), nine (the 9 IN-9 names), or a JSON file {"classnames": [...], '
+        '"templates": ["a photo of a {c}.", ...]}',
+    )
     p.add_argument("--limit", type=int, help="first N images per class (smoke runs)")
     p.add_argument("--output-dir", type=Path, help="default: results/<model-slug>/")
     p.add_argument("--trust-remote-code", action="store_true", help="allow the model repo's own Python code")
@@ -117,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         label_mode=args.label_mode,
         preprocess=args.preprocess,
         label_map=args.label_map,
+        prompts=args.prompts,
         limit=args.limit,
         output_dir=output_dir,
         trust_remote_code=args.trust_remote_code,

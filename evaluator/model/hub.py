@@ -29,7 +29,7 @@ def fetch_hub(model: str, revision: str | None, *, allow_pickle: bool) -> tuple[
         RevisionNotFoundError,
     )
 
-    patterns = ["*.json", "*.safetensors", "*.py", "*.txt"] + (
+    patterns = ["*.json", "*.safetensors", "*.py", "*.txt", "*.model"] + (  # *.model: spiece (SigLIP)
         ["*.bin", "*.pth", "*.pt"] if allow_pickle else []
     )
     where = f"{model!r}" + (f" at revision {revision!r}" if revision else "")

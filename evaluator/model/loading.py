@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evaluator.model import classifier
+from evaluator.model import classifier, zero_shot
 from evaluator.model.hub import fetch_hub, list_folder
 from evaluator.model.labels import LabelSpace, resolve_label_space
 from evaluator.model.preprocess import BICUBIC, PROTOCOLS, Preprocess
@@ -117,13 +117,29 @@ def _not_an_image_classifier(model_id: str, config) -> In9Error:
 
 
 def _load_kind(
-    folder: Path, model_id: str, *, protocol: str, label_map, trust_remote_code: bool, allow_pickle: bool
+    folder: Path,
+    model_id: str,
+    *,
+    protocol: str,
+    label_map,
+    trust_remote_code: bool,
+    allow_pickle: bool,
+    zero_shot_options: dict | None = None,
 ):
     """Dispatch on what the checkpoint is; each kind returns (module, preprocessing, label space, record)."""
     config = _read_config(folder, model_id, trust_remote_code)
     options = dict(
         protocol=protocol, label_map=label_map, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle
     )
+    zero_shot_options = zero_shot_options or {}
+    # Before the classifier kind: CLIP and SigLIP types are also in the image-classification mapping.
+    if zero_shot.is_zero_shot(config):
+        return zero_shot.load_zero_shot(folder, model_id, config, **options, **zero_shot_options)
+    if zero_shot_options.get("prompts") is not None:
+        raise In9Error(
+            f"prompts={zero_shot_options['prompts']}: model={model_id} is not a zero-shot model "
+            "(CLIP, SigLIP, ...); prompts apply only to those"
+        )
     if classifier.is_classifier(config):
         return classifier.load_classifier(folder, model_id, config, **options)
     raise _not_an_image_classifier(model_id, config)
@@ -137,8 +153,15 @@ def load_model(
     label_map: str | Path | None = None,
     trust_remote_code: bool = False,
     allow_pickle: bool = False,
+    prompts: str | Path | Mapping | None = None,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
 ) -> LoadedModel:
-    """Load a Hub model id (at ``revision``) or a local folder as a :class:`LoadedModel`."""
+    """Load a Hub model id (at ``revision``) or a local folder as a :class:`LoadedModel`.
+
+    A zero-shot checkpoint (CLIP, SigLIP) is scored through a classifier built from ``prompts``
+    (``None``/``"imagenet-1k"``, ``"nine"``, a JSON file; see :mod:`evaluator.model.zero_shot`), cached in
+    ``cache_dir/text-classifiers`` (default: the user cache) unless ``use_cache=False``."""
     if protocol not in PROTOCOLS:
         raise In9Error(f"protocol={protocol!r}: choose one of {', '.join(PROTOCOLS)}")
     local = Path(model).expanduser()
@@ -158,6 +181,7 @@ def load_model(
         label_map=label_map,
         trust_remote_code=trust_remote_code,
         allow_pickle=allow_pickle,
+        zero_shot_options=dict(prompts=prompts, cache_dir=cache_dir, use_cache=use_cache),
     )
     return LoadedModel(
         model=LogitsOnly(module).eval(),
