@@ -92,7 +92,7 @@ def _reference_pixels(processor, images: list[np.ndarray], **flags) -> torch.Ten
 
 
 def _expected_to_in9(entry: dict) -> np.ndarray | None:
-    if entry["labels"] in ("imagenet-1k", "timm") and entry["kind"] == "imagenet-1k":
+    if entry["kind"] in ("imagenet-1k", "zero-shot:imagenet-1k"):  # zero-shot: one prompt set per 1k class
         return IN1K_TO_IN9
     if entry["labels"] == "background+imagenet-1k":
         return np.concatenate([[-1], IN1K_TO_IN9])
@@ -175,6 +175,20 @@ def test_paper_protocol_is_the_processor_without_resize_or_crop(family, hub):
     assert loaded.preprocess(_batch(_images((224, 224)))).shape == (2, 3, size, size)
 
 
+def test_registry_and_readme_agree():
+    """Every family has its files, a known label recipe and needs, and a row in the README's zoo table."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    for family, entry in REGISTRY.items():
+        folder = zoo_builder.ZOO / family
+        assert (folder / "config.json").is_file(), family
+        assert (folder / "preprocessor_config.json").is_file() == (entry["labels"] != "timm"), family
+        assert entry["labels"] in ("imagenet-1k", "background+imagenet-1k", "none", "zero-shot", "timm")
+        assert set(entry["needs"]) <= {"*", *zoo_builder.CHECKS}, family
+        assert f"`{entry['hub_id']}`" in readme, f"README zoo table has no row for {entry['hub_id']}"
+
+
 @pytest.fixture(scope="session")
 def zoo_export(tmp_path_factory):
     """A tiny synthetic IN-9 export at 224 px: one scene per class, Original only."""
@@ -220,7 +234,7 @@ def test_end_to_end_scores_match_an_independent_forward(family, hub, zoo_export,
 
     processor = _reference_processor(entry, snapshot)
     to_in9 = _expected_to_in9(entry)
-    if to_in9 is None:  # zero-shot / 21k: the evaluator's own label space, the model's own processor
+    if to_in9 is None or entry["labels"] == "zero-shot":  # the text classifier is the evaluator's own
         loaded = load_model(entry["hub_id"], protocol="processor")
         model, to_in9 = loaded.model, loaded.label_space.to_in9
     else:
