@@ -191,11 +191,11 @@ def test_registry_and_readme_agree():
 
 @pytest.fixture(scope="session")
 def zoo_export(tmp_path_factory):
-    """A tiny synthetic IN-9 export at 224 px: one scene per class, Original only."""
+    """A tiny synthetic IN-9 export at 224 px: two scenes per class (the source's minimum), Original only."""
     from tests.fixtures_builder import make_synthetic_export
 
     return make_synthetic_export(
-        tmp_path_factory.mktemp("zoo_export"), per_class=1, size=224, train_per_class=0, variants=["original"]
+        tmp_path_factory.mktemp("zoo_export"), per_class=2, size=224, train_per_class=0, variants=["original"]
     )
 
 
@@ -230,7 +230,7 @@ def test_end_to_end_scores_match_an_independent_forward(family, hub, zoo_export,
     )
     table = pq.read_table(tmp_path / "out" / "predictions.parquet").to_pylist()
     rows = load_dataset("parquet", data_files=str(zoo_export / "original" / "test-*.parquet"), split="train")
-    assert len(table) == len(rows) == NUM_CLASSES
+    assert len(table) == len(rows) == 2 * NUM_CLASSES
 
     processor = _reference_processor(entry, snapshot)
     to_in9 = _expected_to_in9(entry)
