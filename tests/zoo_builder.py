@@ -258,3 +258,39 @@ def needs(family: str, check: str) -> str | None:
     """The part of the issue that ``check`` of ``family`` waits for (None: it must pass on this branch)."""
     entry_needs = registry()[family].get("needs", {})
     return entry_needs.get(check) or entry_needs.get("*")
+
+
+def _origin(source: str | None) -> str:
+    if source is None:
+        return "— (`pretrained_cfg`)"
+    if source.startswith("real:"):
+        return "Hub"
+    if source.startswith("real fields"):
+        return "Hub (fine-tune copy)"
+    if source.startswith(("real form", "reconstructed in the")):
+        return "form"
+    return "rec."
+
+
+def readme_table() -> str:
+    """The README's "Model zoo checked offline" table, from the registry (regenerate it after editing needs:
+    ``python -c "from tests.zoo_builder import readme_table; print(readme_table())"``)."""
+    rows = [
+        "| family | Hub id | config.json | preprocessor | label space | " + " | ".join(CHECKS) + " |",
+        "|---|---|---|---|---|" + "---|" * len(CHECKS),
+    ]
+    for family, entry in registry().items():
+        cells = []
+        for check in CHECKS:
+            if entry["kind"] == "refused" and check != "load":
+                cells.append("n/a")
+                continue
+            part = needs(family, check)
+            cells.append(f"waits: {part}" if part else "✓")
+        kind = "refused (no head)" if entry["kind"] == "refused" else entry["kind"]
+        sources = entry["sources"]
+        rows.append(
+            f"| {family} | `{entry['hub_id']}` | {_origin(sources['config'])} | "
+            f"{_origin(sources.get('preprocessor'))} | {kind} | " + " | ".join(cells) + " |"
+        )
+    return "\n".join(rows)
