@@ -142,7 +142,9 @@ def test_processor_protocol_is_the_models_processor(family, hub):
         ours = loaded.preprocess(_batch(images))
         reference = _reference_pixels(processor, images)
         assert ours.shape == reference.shape, shape
-        torch.testing.assert_close(ours, reference.float(), atol=ATOL_TENSOR, rtol=0, msg=f"{shape}")
+        torch.testing.assert_close(
+            ours, reference.float(), atol=ATOL_TENSOR, rtol=0, msg=lambda m, shape=shape: f"{shape}: {m}"
+        )
 
 
 def _paper_reference(entry: dict, snapshot, images: list[np.ndarray]) -> torch.Tensor:
