@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evaluator.model import classifier
+from evaluator.model import classifier, timm_repo
 from evaluator.model.hub import fetch_hub
 from evaluator.model.labels import LabelSpace, resolve_label_space
 from evaluator.model.preprocess import BICUBIC, PROTOCOLS, Preprocess
@@ -106,6 +106,11 @@ def _load_kind(
     folder: Path, model_id: str, *, protocol: str, label_map, trust_remote_code: bool, allow_pickle: bool
 ):
     """Dispatch on what the checkpoint is; each kind returns (module, preprocessing, label space, record)."""
+    raw = timm_repo.raw_config(folder)
+    if timm_repo.is_timm_repo(raw):  # before AutoConfig: TimmWrapperConfig raises ImportError without timm
+        return timm_repo.load_timm(
+            folder, model_id, raw, protocol=protocol, label_map=label_map, allow_pickle=allow_pickle
+        )
     config = _read_config(folder, model_id, trust_remote_code)
     options = dict(
         protocol=protocol, label_map=label_map, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle
