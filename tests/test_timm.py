@@ -1,5 +1,6 @@
-"""timm repositories (the ``timm`` kind): loaded offline from Hub caches rebuilt as the Hub stores them, scored
-against timm itself: its eval transform (resolve_data_config + create_transform on PIL images) and its forward.
+"""timm repositories (the ``timm`` kind): loaded offline from Hub caches rebuilt as the Hub stores them,
+scored against timm itself: its eval transform (resolve_data_config + create_transform on PIL images) and its
+forward (``timm.create_model("hf-hub:...")`` from the same cache).
 
 The repositories are written by timm's own ``save_for_hf`` (what ``push_to_hub`` uploads: config.json with
 architecture, num_classes, num_features, global_pool, pretrained_cfg, label_names where present, and
@@ -38,16 +39,22 @@ REPOS = {
         {"depth": 1, "embed_dim": 48, "num_heads": 2},
         {"wnids": True},
     ),
-    # crop_pct 0.95, test_input_size 288; label_names as WordNet ids
+    # crop_pct 0.95, test_input_size 288; label_names as WordNet ids; config.json as timm 1.0.31 exports it
     "timm/convnext_tiny.in12k_ft_in1k": (
         "convnext_tiny.in12k_ft_in1k",
         {"depths": [1, 1, 1, 1], "dims": [16, 32, 48, 64]},
-        {"wnids": True},
+        {"wnids": True, "timm_1_0_31_export": True},
     ),
-    # 336 input, crop_pct 1.0, crop_mode squash, OpenAI CLIP mean/std
+    # 336 input, crop_pct 1.0, OpenAI CLIP mean/std
     "timm/eva02_tiny_patch14_336.mim_in22k_ft_in1k": (
         "eva02_tiny_patch14_336.mim_in22k_ft_in1k",
         {"depth": 1, "embed_dim": 48, "num_heads": 2},
+        {},
+    ),
+    # 384 input, crop_pct 1.0, crop_mode squash
+    "timm/convnext_tiny.fb_in22k_ft_in1k_384": (
+        "convnext_tiny.fb_in22k_ft_in1k_384",
+        {"depths": [1, 1, 1, 1], "dims": [8, 16, 24, 32]},
         {},
     ),
 }
@@ -78,7 +85,14 @@ def _write_repo(folder: Path, name: str, model_args: dict, extras: dict) -> Path
         wnids = imagenet1k_wnids()
         model_config = {"label_names": wnids, "label_descriptions": {w: f"class {w}" for w in wnids}}
     folder.mkdir(parents=True)
-    save_for_hf(model, str(folder), model_config=model_config, model_args=model_args)
+    save_for_hf(model, str(folder), model_config=model_config, model_args=model_args, safe_serialization=True)
+    if not extras.get("timm_1_0_31_export"):
+        # The Hub's repositories were exported by earlier timm releases, which wrote model_args only when
+        # given
+        # (timm 1.0.31 also records in_chans, num_classes and global_pool there).
+        raw = json.loads((folder / "config.json").read_text())
+        raw["model_args"] = model_args
+        (folder / "config.json").write_text(json.dumps(raw, indent=2))
     return folder
 
 
@@ -92,7 +106,7 @@ def _cache(root: Path, repo_id: str) -> Path:
 
 @pytest.fixture(scope="session")
 def timm_hub(tmp_path_factory) -> Path:
-    """A Hub cache with the four repositories of REPOS."""
+    """A Hub cache with the repositories of REPOS."""
     root = tmp_path_factory.mktemp("timm_hub")
     for repo_id, (name, model_args, extras) in REPOS.items():
         _write_repo(_cache(root, repo_id), name, model_args, extras)
@@ -129,18 +143,9 @@ def _timm_transform(pretrained_cfg: dict):
     return timm.data.create_transform(**config, is_training=False), config
 
 
-def _timm_model(folder: Path):
-    """timm's own model, created and loaded by timm from the repository's files (no transformers)."""
-    timm = _timm()
-    raw = json.loads((folder / "config.json").read_text())
-    model = timm.create_model(
-        raw["architecture"],
-        pretrained=True,
-        num_classes=raw["num_classes"],
-        pretrained_cfg_overlay={"file": str(folder / "model.safetensors")},
-        **raw.get("model_args", {}),
-    )
-    return model.eval()
+def _timm_model(repo_id: str):
+    """timm's own model from the Hub cache, as a model card says (no transformers, none of our parsing)."""
+    return _timm().create_model(f"hf-hub:{repo_id}", pretrained=True).eval()
 
 
 @pytest.mark.parametrize("repo_id", list(REPOS))
@@ -168,7 +173,12 @@ def test_timm_repo_loads_offline_with_its_label_space_and_preprocessing(hub, rep
 @pytest.mark.parametrize("repo_id", list(REPOS))
 def test_processor_preprocessing_equals_timms_eval_transform(hub, repo_id):
     loaded = load_model(repo_id, protocol="processor")
-    transform, _ = _timm_transform(json.loads((_folder(hub, repo_id) / "config.json").read_text())["pretrained_cfg"])
+    assert loaded.record["preprocessing"]["path"] == "tensor"
+    # IN-9 images (224 x 224) always take the batched tensor path
+    assert timm_repo._pillow_pass_order_known((224, 224), loaded.preprocess.resize_size(224, 224))
+    transform, _ = _timm_transform(
+        json.loads((_folder(hub, repo_id) / "config.json").read_text())["pretrained_cfg"]
+    )
     for image in _images():
         ours = loaded.preprocess(_uint8(image))[0]
         theirs = transform(image)
@@ -180,13 +190,17 @@ def test_processor_preprocessing_equals_timms_eval_transform(hub, repo_id):
 def test_paper_preprocessing_is_mean_std_at_the_models_input_size(hub, repo_id):
     timm = _timm()
     loaded = load_model(repo_id, protocol="paper")
-    _, config = _timm_transform(json.loads((_folder(hub, repo_id) / "config.json").read_text())["pretrained_cfg"])
+    _, config = _timm_transform(
+        json.loads((_folder(hub, repo_id) / "config.json").read_text())["pretrained_cfg"]
+    )
     size = tuple(config["input_size"][1:])
     from torchvision import transforms
 
     reference = transforms.Compose(
         [
-            transforms.Resize(size, interpolation=timm.data.transforms.str_to_interp_mode(config["interpolation"])),
+            transforms.Resize(
+                size, interpolation=timm.data.transforms.str_to_interp_mode(config["interpolation"])
+            ),
             transforms.ToTensor(),
             transforms.Normalize(config["mean"], config["std"]),
         ]
@@ -201,8 +215,11 @@ def test_paper_preprocessing_is_mean_std_at_the_models_input_size(hub, repo_id):
 @pytest.mark.parametrize("repo_id", list(REPOS))
 def test_logits_equal_timms_own_forward(hub, repo_id):
     loaded = load_model(repo_id, protocol="processor")
-    reference = _timm_model(_folder(hub, repo_id))
-    transform, _ = _timm_transform(reference.pretrained_cfg)
+    reference = _timm_model(repo_id)
+    timm = _timm()
+    transform = timm.data.create_transform(
+        **timm.data.resolve_model_data_config(reference), is_training=False
+    )
     images = _images()[:3]
     batch = torch.cat([_uint8(images[0]), _uint8(images[1])])
     with torch.inference_mode():
@@ -220,6 +237,7 @@ def test_logits_equal_timms_own_forward(hub, repo_id):
         ({"crop_mode": "squash", "crop_pct": 0.8, "interpolation": "bilinear"}, (224, 224)),
         ({"crop_mode": "center", "input_size": [3, 160, 224], "crop_pct": 0.9}, (160, 224)),
         ({"crop_mode": "center", "interpolation": "lanczos", "crop_pct": 1.15}, (224, 224)),
+        # resize_uint8's nearest differs from Pillow's on non-square images: the load-time check falls back
         ({"interpolation": "nearest", "mean": [0.0], "std": [1.0]}, (224, 224)),
     ],
 )
@@ -227,7 +245,8 @@ def test_every_crop_mode_equals_timms_transform(overrides, size):
     cfg = {"input_size": [3, 224, 224], "interpolation": "bicubic", "crop_pct": 0.875, "crop_mode": "center"}
     cfg.update(overrides)
     transform, _ = _timm_transform(cfg)
-    pre = timm_repo.TimmPreprocess(timm_repo.eval_config(cfg), "processor")
+    pre, path = timm_repo.checked_preprocess(timm_repo.eval_config(cfg), "processor", _timm())
+    assert path == ("timm transform per image" if cfg["interpolation"] == "nearest" else "tensor")
     for image in _images():
         theirs = transform(image)
         ours = pre(_uint8(image))[0]
@@ -237,7 +256,7 @@ def test_every_crop_mode_equals_timms_transform(overrides, size):
 
 def test_preprocess_repr_names_every_setting_so_the_cache_key_changes(hub):
     a = load_model("timm/resnet50.a1_in1k", protocol="processor").preprocess
-    b = load_model("timm/eva02_tiny_patch14_336.mim_in22k_ft_in1k", protocol="processor").preprocess
+    b = load_model("timm/convnext_tiny.fb_in22k_ft_in1k_384", protocol="processor").preprocess
     assert "crop_pct=0.95" in repr(a) and "crop_mode='squash'" in repr(b) and repr(a) != repr(b)
 
 
@@ -263,7 +282,10 @@ def _edited(timm_hub: Path, tmp_path: Path, repo_id: str, **changes) -> Path:
         ({"num_classes": 0}, "num_classes=0: a feature backbone without a classifier head"),
         ({"label_names": ["a", "b"]}, "has 2 label_names for num_classes=1000"),
         ({"model_args": {"layers": [2, 1, 1, 1]}}, "the weights do not fit timm architecture 'resnet50'"),
-        ({"pretrained_cfg": {"input_size": [3, 224, 224], "crop_mode": "letterbox"}}, "crop_mode='letterbox'"),
+        (
+            {"pretrained_cfg": {"input_size": [3, 224, 224], "crop_mode": "letterbox"}},
+            "crop_mode='letterbox'",
+        ),
         ({"pretrained_cfg": {"input_size": [1, 224, 224]}}, "the model takes 1 channels"),
     ],
 )
@@ -310,7 +332,14 @@ def _env(timm_hub: Path) -> dict:
 
 @pytest.mark.slow
 def test_cli_without_timm_exits_2_with_one_line(timm_hub, synthetic_export, tmp_path):
-    args = ["--model", "timm/resnet50.a1_in1k", "--data", str(synthetic_export), "--output-dir", str(tmp_path)]
+    args = [
+        "--model",
+        "timm/resnet50.a1_in1k",
+        "--data",
+        str(synthetic_export),
+        "--output-dir",
+        str(tmp_path),
+    ]
     result = subprocess.run(
         [sys.executable, "-c", BLOCK_TIMM, *args], capture_output=True, text=True, env=_env(timm_hub)
     )
@@ -396,3 +425,23 @@ def test_in9_eval_end_to_end_scores_equal_timms_forward(timm_hub, synthetic_expo
         np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
         assert [r["raw_top1"] for r in rows] == top1.tolist()
         assert [r["prediction"] for r in rows] == IN1K_TO_IN9[top1].tolist()
+
+
+def test_a_tensor_path_that_differs_from_timm_falls_back_to_timms_transform(hub, monkeypatch):
+    real = timm_repo.TimmPreprocess.geometry
+
+    def off_by_one_row(self, images):
+        out = real(self, images)
+        return out if self.protocol == "paper" else torch.roll(out, 1, dims=-2)
+
+    monkeypatch.setattr(timm_repo.TimmPreprocess, "geometry", off_by_one_row)
+    loaded = load_model("timm/resnet50.a1_in1k", protocol="processor")
+    assert loaded.record["preprocessing"]["path"] == "timm transform per image"
+    raw = json.loads((_folder(hub, "timm/resnet50.a1_in1k") / "config.json").read_text())
+    transform, _ = _timm_transform(raw["pretrained_cfg"])
+    images = _images()
+    batch = _uint8(images[0]).contiguous(memory_format=torch.channels_last)
+    out = loaded.preprocess(batch)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out[0], transform(images[0]), atol=0, rtol=0)
+    assert load_model("timm/resnet50.a1_in1k", protocol="paper").record["preprocessing"]["path"] == "tensor"

@@ -2,12 +2,13 @@
 ``pretrained_cfg``, no ``model_type``; no ``preprocessor_config.json``), run through transformers'
 ``TimmWrapperForImageClassification``.
 
-Preprocessing is timm's eval transform (``timm.data.resolve_data_config`` + ``create_transform(is_training=False)``:
-input size, interpolation, ``crop_pct``, ``crop_mode`` center / squash / border, mean/std), resolved from
-``pretrained_cfg`` in one place (:func:`eval_config`) and reproduced on uint8 tensors with torchvision's own
-offsets (:class:`TimmPreprocess`); a setting it cannot reproduce is refused, never approximated. ``paper`` is the
-model's mean/std at its input size, without resize or crop when the image already has that size. Labels are
-``label_names`` (WordNet ids or names) or, without them, ImageNet-1k for a 1000-way head, as transformers does.
+Preprocessing is timm's eval transform (``timm.data.resolve_data_config`` + ``create_transform``, not
+training: input size, interpolation, ``crop_pct``, ``crop_mode`` center / squash / border, mean/std), resolved
+from ``pretrained_cfg`` in one place (:func:`eval_config`) and reproduced on uint8 tensors with torchvision's
+own offsets (:class:`TimmPreprocess`), checked against timm's transform at load time; a setting it cannot
+reproduce is refused, never approximated. ``paper`` is the model's mean/std at its input size, without resize
+or crop when the image already has that size. Labels are ``label_names`` (WordNet ids or names) or, without
+them, ImageNet-1k for a 1000-way head, as transformers does.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ class TimmEval:
 
     @property
     def scale_size(self) -> tuple[int, int]:
-        """The resize target before the crop: ``floor(size / crop_pct)`` per side (transforms_imagenet_eval)."""
+        """The resize target before the crop: ``floor(size / crop_pct)`` per side, as timm computes it."""
         return tuple(math.floor(x / self.crop_pct) for x in self.input_size)
 
     def data_config(self) -> dict:
@@ -136,7 +137,9 @@ def eval_config(pretrained_cfg: Mapping, model_id: str = "model") -> TimmEval:
         raise In9Error(f"model={model_id}: config.json pretrained_cfg is not an object")
     size = pretrained_cfg.get("input_size") or (3, 224, 224)
     if not isinstance(size, (list, tuple)) or len(size) != 3 or not all(isinstance(s, int) for s in size):
-        raise In9Error(f"model={model_id}: config.json pretrained_cfg.input_size={size!r}: expected [3, H, W]")
+        raise In9Error(
+            f"model={model_id}: config.json pretrained_cfg.input_size={size!r}: expected [3, H, W]"
+        )
     if size[0] != 3:
         raise In9Error(
             f"model={model_id}: pretrained_cfg.input_size={list(size)}: the model takes {size[0]} channels; "
@@ -177,7 +180,9 @@ def _pad(images: Tensor, left: int, top: int, right: int, bottom: int, fill: tup
     return out
 
 
-def center_crop_or_pad(images: Tensor, size: tuple[int, int], fill: tuple[int, int, int] = (0, 0, 0)) -> Tensor:
+def center_crop_or_pad(
+    images: Tensor, size: tuple[int, int], fill: tuple[int, int, int] = (0, 0, 0)
+) -> Tensor:
     """torchvision's ``CenterCrop`` (``fill`` 0) and timm's ``CenterCropOrPad``: pad the short sides with the
     smaller half first, then crop at ``int(round((H - h) / 2))`` (Python's round, halves to even)."""
     crop_h, crop_w = size
@@ -199,11 +204,30 @@ def keep_ratio_size(height: int, width: int, target: tuple[int, int], longest: f
     return round(height / ratio), round(width / ratio)
 
 
+def _pillow_pass_order_known(in_hw: tuple[int, int], out_hw: tuple[int, int]) -> bool:
+    """Whether Pillow runs the horizontal pass first, as ``resize_uint8`` does: when no side shrinks, or a
+    square becomes a square (every IN-9 image). Pillow 13 runs the vertical pass first for some resizes where
+    a side shrinks, which differs by up to ~20 levels; timm's own transform handles those images instead."""
+    (h, w), (oh, ow) = in_hw, out_hw
+    return (oh >= h and ow >= w) or (h == w and oh == ow)
+
+
+def _per_image(transform, images: Tensor) -> Tensor:
+    """timm's transform on each image of a uint8 (N,3,H,W) batch (PIL, on the CPU), in the batch's layout."""
+    from PIL import Image
+
+    pixels = images.permute(0, 2, 3, 1).cpu().numpy()
+    out = torch.stack([transform(Image.fromarray(p)) for p in pixels]).to(images.device)
+    channels_last = images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous()
+    return out.contiguous(memory_format=torch.channels_last) if channels_last else out
+
+
 class TimmPreprocess(Preprocess):
     """timm's eval transform on uint8 (N,3,H,W) batches (``processor``), or the model's mean/std at its
-    input size (``paper``); then timm's ToTensor + Normalize as one multiply-add."""
+    input size (``paper``); then timm's ToTensor + Normalize as one multiply-add. ``transform`` (timm's own)
+    takes the batches whose resize the tensor path cannot order as Pillow does (never an IN-9 image)."""
 
-    def __init__(self, spec: TimmEval, protocol: str = "paper") -> None:
+    def __init__(self, spec: TimmEval, protocol: str = "paper", transform=None) -> None:
         super().__init__(
             mean=spec.mean,
             std=spec.std,
@@ -211,7 +235,7 @@ class TimmPreprocess(Preprocess):
             protocol=protocol,
             resample=spec.resample,
         )
-        self.spec = spec
+        self.spec, self.transform = spec, transform
 
     def __repr__(self) -> str:
         spec = self.spec
@@ -221,25 +245,76 @@ class TimmPreprocess(Preprocess):
             f"mean={self.mean}, std={self.std})"
         )
 
+    def resize_size(self, height: int, width: int) -> tuple[int, int]:
+        """The size timm's Resize / ResizeKeepRatio gives a (height, width) image, before the crop."""
+        spec = self.spec
+        scale = spec.scale_size
+        if spec.crop_mode == "squash":  # Resize((h, w))
+            return scale
+        if spec.crop_mode == "border":  # ResizeKeepRatio(longest=1)
+            return keep_ratio_size(height, width, scale, longest=1.0)
+        if scale[0] == scale[1]:  # Resize(int): the shortest edge, as torchvision computes it
+            return ResizeSpec(shortest_edge=scale[0]).output_size(height, width)
+        return keep_ratio_size(height, width, scale, longest=0.0)  # ResizeKeepRatio(scale_size)
+
     def geometry(self, images: Tensor) -> Tensor:
         if self.protocol == "paper":
             return super().geometry(images)
-        spec, (height, width) = self.spec, images.shape[-2:]
-        scale = spec.scale_size
-        if spec.crop_mode == "squash":  # Resize((h, w)) + CenterCrop
-            images = resize_uint8(images, scale, spec.resample)
-            return center_crop_or_pad(images, spec.input_size)
-        if spec.crop_mode == "border":  # ResizeKeepRatio(longest=1) + CenterCropOrPad(fill=mean * 255)
-            size = keep_ratio_size(height, width, scale, longest=1.0)
-            images = resize_uint8(images, size, spec.resample)
-            fill = tuple(round(255 * m) for m in spec.mean)
-            return center_crop_or_pad(images, spec.input_size, fill)
-        if scale[0] == scale[1]:  # Resize(int): the shortest edge, as torchvision computes it
-            size = ResizeSpec(shortest_edge=scale[0]).output_size(height, width)
-            images = resize_uint8(images, size, spec.resample)
-        else:  # ResizeKeepRatio(scale_size): timm passes no interpolation here, so its default, bilinear
-            images = resize_uint8(images, keep_ratio_size(height, width, scale, longest=0.0), BILINEAR)
-        return center_crop_or_pad(images, spec.input_size)
+        spec = self.spec
+        images = resize_uint8(images, self.resize_size(*images.shape[-2:]), spec.resample)
+        # squash and center: torchvision's CenterCrop; border: timm's CenterCropOrPad with the mean as fill
+        fill = tuple(round(255 * m) for m in spec.mean) if spec.crop_mode == "border" else (0, 0, 0)
+        return center_crop_or_pad(images, spec.input_size, fill)
+
+    def __call__(self, images: Tensor) -> Tensor:
+        if self.protocol == "processor" and images.ndim == 4 and self.transform is not None:
+            in_hw = tuple(images.shape[-2:])
+            if not _pillow_pass_order_known(in_hw, self.resize_size(*in_hw)):
+                return _per_image(self.transform, images)
+        return super().__call__(images)
+
+
+class TimmTransformPreprocess(Preprocess):
+    """timm's own eval transform, image by image on the CPU (PIL): the fallback when the tensor path does not
+    reproduce it (checked at load time by :func:`checked_preprocess`)."""
+
+    def __init__(self, spec: TimmEval, transform) -> None:
+        super().__init__(mean=spec.mean, std=spec.std, input_size=spec.input_size, protocol="processor")
+        self.spec, self.transform = spec, transform
+
+    def __repr__(self) -> str:
+        return f"TimmTransformPreprocess({self.spec})"
+
+    def __call__(self, images: Tensor) -> Tensor:
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"expected a uint8 (N,3,H,W) batch, got shape {tuple(images.shape)}")
+        return _per_image(self.transform, images)
+
+
+# Load-time probes: IN-9's 224 x 224 and shapes where timm's offsets, rounding and padding matter.
+_PROBE_SHAPES = ((224, 224), (181, 256), (256, 139))
+
+
+def timm_transform(spec: TimmEval, timm):
+    """timm's own eval transform for ``spec`` (what ``TimmWrapperImageProcessor`` and a model card build)."""
+    return timm.data.create_transform(**spec.data_config(), is_training=False)
+
+
+def checked_preprocess(spec: TimmEval, protocol: str, timm) -> tuple[Preprocess, str]:
+    """The tensor path, checked against timm's own eval transform on probe images (``processor``); where
+    they differ by more than float rounding, timm's transform image by image. Returns (preprocess, path)."""
+    if protocol != "processor":
+        return TimmPreprocess(spec, protocol), "tensor"
+    transform = timm_transform(spec, timm)
+    tensor = TimmPreprocess(spec, protocol, transform)
+    generator = torch.Generator().manual_seed(0)
+    for height, width in _PROBE_SHAPES:
+        image = torch.randint(0, 256, (1, 3, height, width), dtype=torch.uint8, generator=generator)
+        expected = _per_image(transform, image)
+        got = tensor(image)
+        if got.shape != expected.shape or not torch.allclose(got, expected, atol=1e-5, rtol=0):
+            return TimmTransformPreprocess(spec, transform), "timm transform per image"
+    return tensor, "tensor"
 
 
 def _label_names(raw: Mapping, num_classes: int, model_id: str) -> dict[int, str]:
@@ -266,14 +341,23 @@ def _label_names(raw: Mapping, num_classes: int, model_id: str) -> dict[int, str
 
 def load_timm_module(folder: Path, model_id: str, architecture: str, num_classes: int, *, allow_pickle: bool):
     timm = import_timm(model_id, architecture)
-    from transformers import TimmWrapperForImageClassification
+    from transformers import TimmWrapperConfig, TimmWrapperForImageClassification
 
     check_weights(folder, model_id, allow_pickle)
+    config = TimmWrapperConfig.from_pretrained(folder)
+    # timm >= 1.0.31 exports record the head in model_args too (num_classes), which transformers passes to
+    # timm.create_model next to its own num_classes (a TypeError): the head is num_classes, checked equal.
+    model_args = dict(config.model_args or {})
+    if model_args.pop("num_classes", num_classes) != num_classes:
+        raise In9Error(
+            f"model={model_id}: config.json model_args.num_classes differs from num_classes={num_classes}"
+        )
+    config.model_args = model_args or None
     try:
         model, info = TimmWrapperForImageClassification.from_pretrained(
-            folder, use_safetensors=None if allow_pickle else True, output_loading_info=True
+            folder, config=config, use_safetensors=None if allow_pickle else True, output_loading_info=True
         )
-    except ImportError as exc:  # transformers' "not supported in your version of timm"
+    except ImportError:  # transformers' "not supported in your version of timm"
         raise In9Error(
             f"model={model_id}: architecture {architecture!r} is not in timm {timm.__version__}; "
             "upgrade it (pip install -U timm)"
@@ -288,8 +372,10 @@ def load_timm_module(folder: Path, model_id: str, architecture: str, num_classes
             f"model_args={model.config.model_args} ({detail}); is model.safetensors from this config.json?"
         )
     if model.config.num_labels != num_classes:
-        raise In9Error(f"model={model_id}: head has {model.config.num_labels} outputs, num_classes={num_classes}")
-    return model.eval(), timm.__version__
+        raise In9Error(
+            f"model={model_id}: head has {model.config.num_labels} outputs, num_classes={num_classes}"
+        )
+    return model.eval(), timm
 
 
 def load_timm(
@@ -307,7 +393,7 @@ def load_timm(
     if not isinstance(architecture, str) or not architecture:
         raise In9Error(
             f"model={model_id}: config.json has a pretrained_cfg (a timm model) but no architecture; "
-            "add the timm model name, e.g. \"architecture\": \"resnet50\""
+            'add the timm model name, e.g. "architecture": "resnet50"'
         )
     num_classes = raw_config.get("num_classes", raw_config.get("num_labels"))
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes <= 0:
@@ -317,11 +403,12 @@ def load_timm(
         )
     spec = eval_config(raw_config.get("pretrained_cfg") or {}, model_id)
     space = resolve_label_space(_label_names(raw_config, num_classes, model_id), label_map)
-    module, version = load_timm_module(folder, model_id, architecture, num_classes, allow_pickle=allow_pickle)
+    module, timm = load_timm_module(folder, model_id, architecture, num_classes, allow_pickle=allow_pickle)
+    preprocess, path = checked_preprocess(spec, protocol, timm)
     record = {
         "kind": "timm",
         "architecture": architecture,
-        "timm_version": version,
-        "preprocessing": {"path": "tensor", "source": "config.json pretrained_cfg", **asdict(spec)},
+        "timm_version": timm.__version__,
+        "preprocessing": {"path": path, "pretrained_cfg": asdict(spec)},
     }
-    return module, TimmPreprocess(spec, protocol), space, record
+    return module, preprocess, space, record
