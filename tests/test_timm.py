@@ -318,7 +318,7 @@ BLOCK_TIMM = """
 import sys
 class Block:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("timm", "torchvision"):
+        if name.split(".")[0] == "timm":
             raise ImportError(f"No module named {name!r} (blocked by the test)")
 sys.meta_path.insert(0, Block())
 from evaluator.cli.eval import main
@@ -350,14 +350,14 @@ def test_cli_without_timm_exits_2_with_one_line(timm_hub, synthetic_export, tmp_
     assert "pip install timm torchvision" in lines[0]
 
 
-def _reference(folder: Path, export: Path, variant: str, image_ids, protocol: str):
+def _reference(repo_id: str, export: Path, variant: str, image_ids, protocol: str):
     """Per-image IN-9 class scores from timm alone: its transform (or ToTensor + Normalize at the input size
     for ``paper``), its forward, softmax, summed over the ImageNet classes of each IN-9 class."""
     from datasets import load_dataset
     from torchvision import transforms
 
     timm = _timm()
-    model = _timm_model(folder)
+    model = _timm_model(repo_id)
     config = timm.data.resolve_data_config({}, pretrained_cfg=model.pretrained_cfg)
     if protocol == "processor":
         transform = timm.data.create_transform(**config, is_training=False)
@@ -386,7 +386,7 @@ def _reference(folder: Path, export: Path, variant: str, image_ids, protocol: st
 
 @pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["processor", "paper"])
-def test_in9_eval_end_to_end_scores_equal_timms_forward(timm_hub, synthetic_export, tmp_path, protocol):
+def test_in9_eval_end_to_end_scores_equal_timms_forward(hub, synthetic_export, tmp_path, protocol):
     import pyarrow.parquet as pq
 
     repo_id = "timm/vit_base_patch16_224.augreg2_in21k_ft_in1k"
@@ -410,7 +410,7 @@ def test_in9_eval_end_to_end_scores_equal_timms_forward(timm_hub, synthetic_expo
         str(tmp_path / "cache"),
         "--no-progress",
     ]
-    result = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=_env(timm_hub))
+    result = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=_env(hub))
     assert result.returncode == 0, result.stderr
     doc = json.loads((out / "results.json").read_text())
     assert doc["model"]["revision"] == SHA and doc["model"]["label_space"] == "imagenet-1k"
@@ -419,7 +419,7 @@ def test_in9_eval_end_to_end_scores_equal_timms_forward(timm_hub, synthetic_expo
     for variant in ("original", "mixed_rand"):
         rows = [r for r in table if r["variant"] == variant]
         expected, top1 = _reference(
-            _folder(timm_hub, repo_id), synthetic_export, variant, [r["image_id"] for r in rows], protocol
+            repo_id, synthetic_export, variant, [r["image_id"] for r in rows], protocol
         )
         got = np.array([r["scores"] for r in rows])
         np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
