@@ -445,3 +445,19 @@ def test_a_tensor_path_that_differs_from_timm_falls_back_to_timms_transform(hub,
     assert out.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(out[0], transform(images[0]), atol=0, rtol=0)
     assert load_model("timm/resnet50.a1_in1k", protocol="paper").record["preprocessing"]["path"] == "tensor"
+
+
+def test_model_args_img_size_sets_a_fixed_size_models_input(tmp_path):
+    """As timm reads a Hub config: a fixed-size model built at model_args img_size takes that size."""
+    timm = _timm()
+    args = {"depth": 1, "embed_dim": 48, "num_heads": 2, "img_size": 160}
+    folder = _write_repo(tmp_path / "vit160", "vit_base_patch16_224.augreg2_in21k_ft_in1k", args, {})
+    loaded = load_model(str(folder), protocol="processor")
+    reference = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
+    config = timm.data.resolve_model_data_config(reference)
+    assert loaded.preprocess.spec.input_size == tuple(config["input_size"][1:]) == (160, 160)
+    image = _images()[0]
+    x = timm.data.create_transform(**config, is_training=False)(image)[None]
+    torch.testing.assert_close(loaded.preprocess(_uint8(image)), x, atol=1e-5, rtol=0)
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded.model(x), reference(x), atol=1e-4, rtol=1e-4)

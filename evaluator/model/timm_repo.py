@@ -129,13 +129,23 @@ def _three(values, name: str, model_id: str) -> tuple[float, float, float]:
     return values
 
 
-def eval_config(pretrained_cfg: Mapping, model_id: str = "model") -> TimmEval:
+def eval_config(
+    pretrained_cfg: Mapping, model_id: str = "model", model_args: Mapping | None = None
+) -> TimmEval:
     """The one place ``pretrained_cfg`` becomes preprocessing, with ``timm.data.resolve_data_config``'s
     defaults (bicubic, ImageNet mean/std, crop_pct 0.875, crop_mode center; ``input_size``, not the
-    ``test_input_size`` that timm only uses when asked to)."""
+    ``test_input_size`` that timm only uses when asked to). As timm reads a Hub config, ``model_args``
+    ``img_size`` replaces the input size of a fixed-size model (the model is built at that size)."""
     if not isinstance(pretrained_cfg, Mapping):
         raise In9Error(f"model={model_id}: config.json pretrained_cfg is not an object")
     size = pretrained_cfg.get("input_size") or (3, 224, 224)
+    img_size = (model_args or {}).get("img_size")
+    if (
+        img_size is not None
+        and pretrained_cfg.get("fixed_input_size", False)
+        and isinstance(size, (list, tuple))
+    ):
+        size = (size[0], *((img_size, img_size) if isinstance(img_size, int) else img_size))
     if not isinstance(size, (list, tuple)) or len(size) != 3 or not all(isinstance(s, int) for s in size):
         raise In9Error(
             f"model={model_id}: config.json pretrained_cfg.input_size={size!r}: expected [3, H, W]"
@@ -401,7 +411,12 @@ def load_timm(
             f"model={model_id}: timm model {architecture!r} has num_classes={num_classes!r}: a feature "
             "backbone without a classifier head, which IN-9 cannot score"
         )
-    spec = eval_config(raw_config.get("pretrained_cfg") or {}, model_id)
+    model_args = raw_config.get("model_args")
+    spec = eval_config(
+        raw_config.get("pretrained_cfg") or {},
+        model_id,
+        model_args if isinstance(model_args, Mapping) else None,
+    )
     space = resolve_label_space(_label_names(raw_config, num_classes, model_id), label_map)
     module, timm = load_timm_module(folder, model_id, architecture, num_classes, allow_pickle=allow_pickle)
     preprocess, path = checked_preprocess(spec, protocol, timm)
