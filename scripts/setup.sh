@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # All set-up on a fresh machine with only Python 3.11: a virtual environment in .venv with the package and its
-# dev/toolkit extras. Idempotent: a second run only checks.
+# dev/toolkit extras, and timm (scripts/install-timm.sh). Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -16,3 +16,5 @@ if ! python -c "import in9_builder, evaluator, torch, datasets, transformers, ac
   python -m pip install -q -e ".[dev,toolkit]" "torch==2.13.0"
   touch .venv/.in9-installed
 fi
+# timm (its tests run in CI too) with the CPU torch kept; idempotent.
+bash scripts/install-timm.sh

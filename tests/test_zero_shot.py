@@ -152,7 +152,7 @@ def _load_reference(folder: Path):
     return (
         AutoModel.from_pretrained(folder).eval(),
         AutoTokenizer.from_pretrained(folder),
-        AutoImageProcessor.from_pretrained(folder),
+        AutoImageProcessor.from_pretrained(folder, backend="pil"),
     )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evaluator.model import classifier, zero_shot
+from evaluator.model import classifier, timm_repo, zero_shot
 from evaluator.model.hub import fetch_hub, list_folder
 from evaluator.model.labels import LabelSpace, resolve_label_space
 from evaluator.model.preprocess import BICUBIC, PROTOCOLS, Preprocess
@@ -116,6 +116,13 @@ def _not_an_image_classifier(model_id: str, config) -> In9Error:
     )
 
 
+def _prompts_need_zero_shot(prompts, model_id: str) -> In9Error:
+    return In9Error(
+        f"prompts={prompts}: model={model_id} is not a zero-shot model (CLIP, SigLIP, ...); prompts apply "
+        "only to those"
+    )
+
+
 def _load_kind(
     folder: Path,
     model_id: str,
@@ -126,20 +133,28 @@ def _load_kind(
     allow_pickle: bool,
     zero_shot_options: dict | None = None,
 ):
-    """Dispatch on what the checkpoint is; each kind returns (module, preprocessing, label space, record)."""
+    """Dispatch on what the checkpoint is; each kind returns (module, preprocessing, label space, record).
+
+    Order: timm (read from the raw config.json, before AutoConfig, which raises ImportError for a timm config
+    without timm), zero-shot (CLIP and SigLIP types are also in the image-classification mapping), classifier.
+    """
+    zero_shot_options = zero_shot_options or {}
+    prompts = zero_shot_options.get("prompts")
+    raw = timm_repo.raw_config(folder)
+    if timm_repo.is_timm_repo(raw):
+        if prompts is not None:
+            raise _prompts_need_zero_shot(prompts, model_id)
+        return timm_repo.load_timm(
+            folder, model_id, raw, protocol=protocol, label_map=label_map, allow_pickle=allow_pickle
+        )
     config = _read_config(folder, model_id, trust_remote_code)
     options = dict(
         protocol=protocol, label_map=label_map, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle
     )
-    zero_shot_options = zero_shot_options or {}
-    # Before the classifier kind: CLIP and SigLIP types are also in the image-classification mapping.
     if zero_shot.is_zero_shot(config):
         return zero_shot.load_zero_shot(folder, model_id, config, **options, **zero_shot_options)
-    if zero_shot_options.get("prompts") is not None:
-        raise In9Error(
-            f"prompts={zero_shot_options['prompts']}: model={model_id} is not a zero-shot model "
-            "(CLIP, SigLIP, ...); prompts apply only to those"
-        )
+    if prompts is not None:
+        raise _prompts_need_zero_shot(prompts, model_id)
     if classifier.is_classifier(config):
         return classifier.load_classifier(folder, model_id, config, **options)
     raise _not_an_image_classifier(model_id, config)
