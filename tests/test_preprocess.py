@@ -11,6 +11,7 @@ from evaluator.model.preprocess import (
     center_crop,
     from_image_processor,
     resize_uint8,
+    resize_uint8_torch,
 )
 from evaluator.model.processor_check import CHECK_SHAPES, ProcessorPreprocess, checked_preprocess
 from in9_builder.errors import In9Error
@@ -43,9 +44,10 @@ def _batch(images):
         ((120, 120), (60, 90)),
     ],
 )
-def test_resize_is_byte_identical_to_pil(resample, src, dst):
+@pytest.mark.parametrize("resize", [resize_uint8, resize_uint8_torch])
+def test_resize_is_byte_identical_to_pil(resize, resample, src, dst):
     images = _images(2, *src)
-    ours = resize_uint8(_batch(images), dst, resample).permute(0, 2, 3, 1).numpy()
+    ours = resize(_batch(images), dst, resample).permute(0, 2, 3, 1).numpy()
     for img, out in zip(images, ours, strict=True):
         ref = np.asarray(Image.fromarray(img).resize((dst[1], dst[0]), resample=resample))
         assert np.array_equal(out, ref)

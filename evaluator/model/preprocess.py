@@ -27,6 +27,7 @@ from functools import lru_cache
 import numpy as np
 import PIL
 import torch
+from PIL import Image
 from torch import Tensor
 
 from evaluator.config import PREPROCESS_PROTOCOLS as PROTOCOLS
@@ -134,23 +135,69 @@ def _resample_matrix(in_size: int, out_size: int, resample: int) -> Tensor:
     return weights
 
 
-def _round_pass(acc: Tensor) -> Tensor:
-    # Pillow: (sum + 2^(P-1)) >> P, clipped to 0..255. float64 holds these integer sums exactly.
-    return torch.floor((acc + (1 << (_PRECISION_BITS - 1))) / (1 << _PRECISION_BITS)).clamp_(0, 255)
+@lru_cache(maxsize=64)
+def _taps(in_size: int, out_size: int, resample: int) -> tuple[Tensor, Tensor]:
+    """The weights as (K, out) source indices and (K, out) int32 weights: Pillow's kernel window of each
+    output pixel (K taps, the shorter windows padded with zero weights)."""
+    weights = _resample_matrix(in_size, out_size, resample)
+    nonzero = weights != 0
+    first = nonzero.to(torch.int8).argmax(dim=1)
+    last = in_size - 1 - nonzero.flip(1).to(torch.int8).argmax(dim=1)
+    k = int((last - first).max().item()) + 1
+    index = (first[None, :] + torch.arange(k)[:, None]).clamp_(max=in_size - 1)
+    taps = weights.gather(1, index.T).T
+    taps = torch.where(first[None, :] + torch.arange(k)[:, None] <= last[None, :], taps, 0)
+    return index, taps.to(torch.int32)
+
+
+def _pass(x: Tensor, dim: int, out_size: int, resample: int) -> Tensor:
+    """One separable pass along ``dim`` (-1 horizontal, -2 vertical) in Pillow's int32 fixed point: the sum
+    of K shifted, weighted copies, then (sum + 2^(P-1)) >> P clipped to 0..255: the integers of its C loop."""
+    if x.shape[dim] == out_size:
+        return x
+    index, taps = _taps(x.shape[dim], out_size, resample)
+    index, taps = index.to(x.device), taps.to(x.device)
+    shape = (-1, 1) if dim == -2 else (-1,)
+    acc = torch.full((), 1 << (_PRECISION_BITS - 1), dtype=torch.int32, device=x.device)
+    for k in range(index.shape[0]):
+        acc = acc + x.index_select(dim, index[k]) * taps[k].view(shape)
+    return acc.bitwise_right_shift_(_PRECISION_BITS).clamp_(0, 255)
 
 
 def resize_uint8(images: Tensor, size: tuple[int, int], resample: int = BICUBIC) -> Tensor:
-    """Resize a uint8 (N,C,H,W) batch to ``size`` (h, w) as ``PIL.Image.resize`` does, on its device."""
+    """Resize a uint8 (N,C,H,W) batch to ``size`` (h, w) as ``PIL.Image.resize`` does, on its device.
+
+    On the CPU it is Pillow itself, image by image (its SIMD C code is several times faster there than any
+    tensor formulation, and it is what the image processors call); on an accelerator
+    :func:`resize_uint8_torch`, the same integers batched. The result is channels-last on the CPU.
+    """
     height, width = size
     if resample not in _FILTERS and resample != NEAREST:
         raise In9Error(f"image processor resample={resample} is not a PIL resampling filter (0-5)")
-    x = images.to(torch.float64)
+    if images.device.type != "cpu":
+        return resize_uint8_torch(images, size, resample)
+    nhwc = images.permute(0, 2, 3, 1)
+    source = np.ascontiguousarray(nhwc.numpy())
+    out = np.empty((len(source), height, width, source.shape[-1]), dtype=np.uint8)
+    for image, target in zip(source, out, strict=True):
+        pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+        target[...] = np.asarray(pil.resize((width, height), resample=resample)).reshape(target.shape)
+    return torch.from_numpy(out).permute(0, 3, 1, 2)
+
+
+def resize_uint8_torch(images: Tensor, size: tuple[int, int], resample: int = BICUBIC) -> Tensor:
+    """:func:`resize_uint8` in torch on any device: Pillow's two passes in its int32 fixed point, in its
+    order (below), batched; equal to ``PIL.Image.resize`` byte for byte."""
+    height, width = size
+    if resample not in _FILTERS and resample != NEAREST:
+        raise In9Error(f"image processor resample={resample} is not a PIL resampling filter (0-5)")
+    x = images.to(torch.int32)
     in_h, in_w = x.shape[-2:]
-    passes = [_horizontal_pass, _vertical_pass]
+    passes = [(-1, width), (-2, height)]
     if _VERTICAL_FIRST_RULE and in_h > height and in_h - height > 2 * (in_w - width):
         passes.reverse()
-    for run in passes:
-        x = run(x, (height, width), resample)
+    for dim, out_size in passes:
+        x = _pass(x, dim, out_size, resample)
     return x.to(torch.uint8)
 
 
@@ -158,18 +205,6 @@ def resize_uint8(images: Tensor, size: tuple[int, int], resample: int = BICUBIC)
 # twice as many pixels as the width (measured on 3,708 shapes and all filters: no exception); before, always
 # the horizontal pass first. The passes round to uint8 in between, so the order shows in the pixels.
 _VERTICAL_FIRST_RULE = int(PIL.__version__.split(".")[0]) >= 13
-
-
-def _horizontal_pass(x: Tensor, size: tuple[int, int], resample: int) -> Tensor:
-    if x.shape[-1] == size[1]:
-        return x
-    return _round_pass(x @ _resample_matrix(x.shape[-1], size[1], resample).to(x.device).T)
-
-
-def _vertical_pass(x: Tensor, size: tuple[int, int], resample: int) -> Tensor:
-    if x.shape[-2] == size[0]:
-        return x
-    return _round_pass(_resample_matrix(x.shape[-2], size[0], resample).to(x.device) @ x)
 
 
 def center_crop(images: Tensor, size: tuple[int, int]) -> Tensor:
