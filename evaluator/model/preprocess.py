@@ -12,9 +12,9 @@ normalise for ImageNet models.
 :func:`from_image_processor` only builds a pipeline for processor classes whose code it knows, method by
 method (a subclass that overrides one of those methods is refused with :class:`NotReproducible`); the
 evaluator then checks the result against the processor itself at load time
-(:mod:`evaluator.model.processor_check`). Resizing re-implements Pillow's resampling in integer fixed point
-(its pass order included), so the output equals the PIL image processor's to float rounding while running
-batched on the device.
+(:mod:`evaluator.model.processor_check`). The uint8 resize is Pillow's own on the CPU and, on an accelerator,
+a batched re-implementation of it in its integer fixed point (its pass order included): the same bytes, so
+the output equals the PIL image processor's to float rounding.
 """
 
 from __future__ import annotations
