@@ -482,3 +482,36 @@ def test_load_model_records_which_path_ran(tiny_models):
         record = load_model(str(tiny_models["in9"]), protocol=protocol).record["preprocessing"]
         assert record["path"] == "tensor" and record["image_processor"] == "ConvNextImageProcessorPil"
         assert record["checked_images"] == len(CHECK_SHAPES) and record["max_abs_diff"] <= 1e-5
+
+
+@pytest.mark.parametrize("family", ["mobilevit-small", "efficientnet-b0", "levit-128S", "perceiver"])
+def test_a_model_scores_through_its_own_processor_under_both_protocols(tiny_models, tmp_path, family):
+    """A checkpoint with another family's preprocessor_config.json, loaded as a user loads it: its class
+    scores equal an independent forward through the processor itself."""
+    import shutil
+
+    from evaluator.model.loading import load_model
+
+    folder = tmp_path / family
+    shutil.copytree(tiny_models["in9"], folder)
+    _, cls_name, config = {h[0]: h for h in HUB_PROCESSORS}[family]
+    processor = _processor(cls_name, config)
+    processor.save_pretrained(folder)
+    images = _images(3, 224, 224, seed=8)
+    for protocol in ("paper", "processor"):
+        loaded = load_model(str(folder), protocol=protocol)
+        assert loaded.record["preprocessing"]["path"] == "tensor"
+        overrides = {"do_resize": False, "do_center_crop": False} if protocol == "paper" else {}
+        size = loaded.preprocess.input_size
+        if protocol == "paper" and size != (224, 224):  # paper: resized to the model's input size first
+            resized = [
+                np.asarray(Image.fromarray(i).resize(size[::-1], loaded.preprocess.resample)) for i in images
+            ]
+            pixels = _reference(processor, resized, **overrides)
+        else:
+            pixels = _reference(processor, images, **overrides)
+        with torch.inference_mode():
+            ours = loaded.model(loaded.preprocess(_batch(images)))
+            ref = loaded.model(pixels)
+        torch.testing.assert_close(ours, ref, atol=1e-4, rtol=0)
+        assert torch.equal(ours.argmax(1), ref.argmax(1))
