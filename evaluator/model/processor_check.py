@@ -54,6 +54,8 @@ def _resample_of(processor) -> int:
     value = getattr(processor, "resample", None)
     if value is None:
         return BILINEAR  # the PIL backend's default
+    # Only paper's resize of an image that is not the input size uses it (IN-9 images are): a filter that is
+    # not Pillow's (remote code) gets bicubic there, the processors' most common one.
     try:
         value = int(value)
     except (TypeError, ValueError):
