@@ -36,6 +36,8 @@ def test_full_run_writes_every_file_and_field(tiny_models, synthetic_export, tmp
     names = sorted(p.name for p in out.iterdir())
     assert {"results.json", "predictions.parquet", "summary.md", ".eval_results"} <= set(names)
     doc = json.loads((out / "results.json").read_text())
+    preprocessing = doc["model"].pop("preprocessing")  # which preprocessing ran (test_preprocess.py)
+    assert preprocessing["path"] == "tensor" and preprocessing["max_abs_diff"] <= 1e-5
     assert doc["model"] == {
         "id": str(tiny_models["in1k"]),
         "revision": None,

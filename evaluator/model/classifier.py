@@ -17,7 +17,8 @@ import torch
 
 from evaluator.model.hub import check_weights
 from evaluator.model.labels import LabelSpace, resolve_label_space
-from evaluator.model.preprocess import Preprocess, from_image_processor
+from evaluator.model.preprocess import Preprocess
+from evaluator.model.processor_check import ProcessorPreprocess, checked_preprocess
 from in9_builder.errors import In9Error
 
 # What an architecture is, from the first transformers auto mapping that lists it (most specific first).
@@ -224,7 +225,12 @@ def load_classifier_module(
     return model.eval()
 
 
-def load_processor(folder: Path, model_id: str, protocol: str) -> Preprocess:
+def load_processor(
+    folder: Path, model_id: str, protocol: str
+) -> tuple[Preprocess | ProcessorPreprocess, dict]:
+    """The model's preprocessing under `protocol`, checked against its own image processor (PIL backend),
+    and the record of the check (results.json model.preprocessing): the batched tensor path when it equals
+    the processor, else the processor itself per image."""
     from transformers import AutoImageProcessor
 
     if not (folder / "preprocessor_config.json").is_file():
@@ -232,8 +238,14 @@ def load_processor(folder: Path, model_id: str, protocol: str) -> Preprocess:
             f"model={model_id}: no preprocessor_config.json, so its mean/std are unknown; save the "
             "model's image processor next to it (processor.save_pretrained(folder))"
         )
-    processor = AutoImageProcessor.from_pretrained(folder, backend="pil")
-    return from_image_processor(processor, protocol)
+    try:
+        processor = AutoImageProcessor.from_pretrained(folder, backend="pil")
+    except (ImportError, OSError, ValueError) as exc:
+        raise In9Error(
+            f"model={model_id}: transformers cannot load its image processor with the PIL backend "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
+    return checked_preprocess(processor, protocol)
 
 
 def load_classifier(
@@ -245,10 +257,11 @@ def load_classifier(
     label_map,
     trust_remote_code: bool,
     allow_pickle: bool,
-) -> tuple[torch.nn.Module, Preprocess, LabelSpace, dict]:
+) -> tuple[torch.nn.Module, Preprocess | ProcessorPreprocess, LabelSpace, dict]:
     """(module, preprocessing, label space, extra results.json model fields) of a classifier checkpoint."""
     module = load_classifier_module(
         folder, model_id, config, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle
     )
     space = resolve_label_space(config.id2label, label_map)
-    return module, load_processor(folder, model_id, protocol), space, {}
+    preprocess, record = load_processor(folder, model_id, protocol)
+    return module, preprocess, space, {"preprocessing": record}
