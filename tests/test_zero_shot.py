@@ -235,7 +235,7 @@ def test_one_template_equals_the_models_own_logits_per_image(zs_models, zs_data,
     prompts = {"classnames": list(CLASS_NAMES), "templates": ["a photo of a {c}."]}
     loaded = load_model(str(zs_models[kind]), prompts=prompts, cache_dir=tmp_path)
     assert loaded.label_space.kind == "zero-shot:in9"
-    assert loaded.record == {"prompts": prompts}
+    assert loaded.record["prompts"] == prompts and loaded.record["preprocessing"]["path"] == "tensor"
     model, tokenizer, processor = _load_reference(zs_models[kind])
     images = [row["image"] for row in open_data(str(zs_data)).variant("original").select(range(6))]
     texts = [f"a photo of a {name}." for name in CLASS_NAMES]

@@ -327,11 +327,22 @@ def checked_preprocess(spec: TimmEval, protocol: str, timm) -> tuple[Preprocess,
     return tensor, "tensor"
 
 
+def _imagenet_subset_wnids(raw: Mapping, num_classes: int, model_id: str) -> list[str] | None:
+    """The WordNet ids timm itself gives a head without names (``infer_imagenet_subset``: ImageNet-1k, -12k,
+    -22k, -21k-goog by class count), or None when timm knows no such subset."""
+    timm = import_timm(model_id, str(raw.get("architecture")))
+    subset = timm.data.infer_imagenet_subset({**(raw.get("pretrained_cfg") or {}), "num_classes": num_classes})
+    return list(timm.data.ImageNetInfo(subset).label_names()) if subset else None
+
+
 def _label_names(raw: Mapping, num_classes: int, model_id: str) -> dict[int, str]:
     names = raw.get("label_names")
     if names is None:
         if num_classes == 1000:  # transformers: timm's ImageNet-1k info for a 1000-way head without names
             return dict(enumerate(imagenet1k_wnids()))
+        wnids = _imagenet_subset_wnids(raw, num_classes, model_id)
+        if wnids is not None and len(wnids) == num_classes:  # timm's own 12k/22k synset lists
+            return dict(enumerate(wnids))
         return {i: f"LABEL_{i}" for i in range(num_classes)}
     if isinstance(names, Mapping):
         try:

@@ -442,7 +442,7 @@ def load_zero_shot(
     model = _load_module(
         folder, model_id, config, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle
     )
-    preprocess = load_processor(folder, model_id, protocol)
+    preprocess, preprocessing = load_processor(folder, model_id, protocol)
     dim = _image_feature_size(model, preprocess, model_id)
     tokenizer = _load_tokenizer(folder, model_id, trust_remote_code)
     tokenization = Tokenization.for_model(config, tokenizer)
@@ -473,4 +473,4 @@ def load_zero_shot(
     if shared and first:
         torch.distributed.barrier()
     module = ZeroShotClassifier(model, classifier).eval()
-    return module, preprocess, space, {"prompts": spec.record()}
+    return module, preprocess, space, {"prompts": spec.record(), "preprocessing": preprocessing}
