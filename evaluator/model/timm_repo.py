@@ -331,7 +331,9 @@ def _imagenet_subset_wnids(raw: Mapping, num_classes: int, model_id: str) -> lis
     """The WordNet ids timm itself gives a head without names (``infer_imagenet_subset``: ImageNet-1k, -12k,
     -22k, -21k-goog by class count), or None when timm knows no such subset."""
     timm = import_timm(model_id, str(raw.get("architecture")))
-    subset = timm.data.infer_imagenet_subset({**(raw.get("pretrained_cfg") or {}), "num_classes": num_classes})
+    subset = timm.data.infer_imagenet_subset(
+        {**(raw.get("pretrained_cfg") or {}), "num_classes": num_classes}
+    )
     return list(timm.data.ImageNetInfo(subset).label_names()) if subset else None
 
 
