@@ -549,6 +549,9 @@ def test_duplicates_resolve_to_the_newest():
     assert [r["path"] for r in dropped] == ["a"]
     other_protocol = {**_row("m", "2026-01-03", "d"), "label_mode": "restricted"}
     assert len(deduplicate(rows + [other_protocol])[0]) == 3
+    # A zero-shot model scored with two prompt sets is two classifiers: two rows.
+    other_prompts = {**_row("m", "2026-01-03", "e"), "prompts": "0123456789ab"}
+    assert len(deduplicate(rows + [other_prompts])[0]) == 3
 
 
 @pytest.fixture()

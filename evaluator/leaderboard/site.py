@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -47,10 +49,18 @@ def reproduced_row(sub: Submission) -> dict[str, Any]:
         "label_mode": doc["protocol"]["label_mode"],
         "preprocess": doc["protocol"]["preprocess"],
         "precision": doc["protocol"].get("precision"),
+        # A zero-shot model's classifier is its prompts: two prompt sets are two rows, not duplicates.
+        "prompts": _prompts_digest(doc["model"].get("prompts")),
         "edition": edition_label(doc["data"]),
         "created_at": doc.get("created_at") or "",
         "path": str(sub.path),
     }
+
+
+def _prompts_digest(prompts: Any) -> str | None:
+    if prompts is None:
+        return None
+    return hashlib.sha256(json.dumps(prompts, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def _duplicate_key(row: Mapping[str, Any]) -> tuple:
@@ -61,6 +71,7 @@ def _duplicate_key(row: Mapping[str, Any]) -> tuple:
         row["label_mode"],
         row["preprocess"],
         row["precision"],
+        row.get("prompts"),
     )
 
 

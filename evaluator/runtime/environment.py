@@ -17,6 +17,7 @@ PACKAGES = (
     "numpy",
     "pillow",
     "pyarrow",
+    "timm",  # optional: timm repositories
 )
 
 
