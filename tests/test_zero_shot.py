@@ -20,6 +20,7 @@ from evaluator.model.loading import load_model
 from in9_builder.classes import CLASS_NAMES, IN1K_TO_IN9
 from in9_builder.errors import In9Error
 from tests.fixtures_builder import make_synthetic_export
+from tests.fixtures_evaluator import IN9_SPELLINGS
 
 # As openai/clip-vit-base-patch32 and google/siglip-base-patch16-224 store them on the Hub.
 CLIP_PREPROCESSOR = {
@@ -309,17 +310,7 @@ def test_default_cache_location_is_the_user_cache(zs_models, tmp_path, monkeypat
 
 
 def test_prompts_file_class_names_are_mapped_like_a_heads_labels(zs_models, tmp_path):
-    spelled = [
-        "Fish",
-        "dog",
-        "Wheeled_Vehicle",
-        "bird",
-        "Musical-Instrument",
-        "REPTILE",
-        "carnivore",
-        "insect",
-    ]
-    spelled.append("primate")
+    spelled = list(IN9_SPELLINGS)  # the IN-9 names shuffled and spelled differently
     path = tmp_path / "p.json"
     path.write_text(json.dumps({"classnames": spelled, "templates": ["a photo of a {}."]}))
     loaded = load_model(str(zs_models["clip"]), prompts=path, cache_dir=tmp_path)
