@@ -111,6 +111,7 @@ def seed0_export(tmp_path_factory):
     return _small_export(tmp_path_factory.mktemp("seed0"), "a", seed=0)
 
 
+@pytest.mark.slow  # worker processes build the data several times over
 def test_same_seed_same_fingerprints_with_one_or_two_processes(seed0_export, tmp_path):
     two = _small_export(tmp_path, "b", seed=0, num_proc=2)
     assert _fingerprints(two) == _fingerprints(seed0_export)

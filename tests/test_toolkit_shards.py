@@ -35,6 +35,7 @@ def _cli(imagenet, boxes, *extra) -> int:
     return main([str(a) for a in args])
 
 
+@pytest.mark.slow  # worker processes build the data several times over
 def test_two_runs_and_two_process_counts_are_byte_identical(toolkit_tree, tmp_path):
     writer, _, boxes = toolkit_tree
     imagenet = writer.root / "imagenet"
@@ -45,6 +46,7 @@ def test_two_runs_and_two_process_counts_are_byte_identical(toolkit_tree, tmp_pa
     assert _files(tmp_path / "w1") == _files(tmp_path / "w2") == _files(tmp_path / "w3")
 
 
+@pytest.mark.slow  # worker processes build the data several times over
 def test_three_shards_merged_equal_one_machine(toolkit_tree, tmp_path):
     writer, _, boxes = toolkit_tree
     imagenet = writer.root / "imagenet"
@@ -113,6 +115,7 @@ def test_chunks_of_another_tree_are_refused(toolkit_tree, tmp_path):
         source.summary()
 
 
+@pytest.mark.slow  # worker processes build the data several times over
 def test_hub_export_of_a_merged_3_shard_build_equals_one_machine(toolkit_tree, tmp_path):
     writer, _, boxes = toolkit_tree
     imagenet = writer.root / "imagenet"

@@ -99,6 +99,7 @@ def _expected_to_in9(entry: dict) -> np.ndarray | None:
     return None
 
 
+@pytest.mark.slow  # builds every family's checkpoint: the whole zoo runs in CI, not in the quick loop
 @pytest.mark.parametrize("family", _params("load"))
 def test_loads_offline(family, hub):
     entry = REGISTRY[family]
@@ -117,6 +118,7 @@ def test_loads_offline(family, hub):
     assert torch.isfinite(logits).all()
 
 
+@pytest.mark.slow  # builds every family's checkpoint: the whole zoo runs in CI, not in the quick loop
 @pytest.mark.parametrize("family", _params("labels", _classifies))
 def test_label_space(family, hub):
     entry = REGISTRY[family]
@@ -131,6 +133,7 @@ def test_label_space(family, hub):
         assert set(range(NUM_CLASSES)) <= set(np.unique(space.to_in9))
 
 
+@pytest.mark.slow  # builds every family's checkpoint: the whole zoo runs in CI, not in the quick loop
 @pytest.mark.parametrize("family", _params("processor", _classifies))
 def test_processor_protocol_is_the_models_processor(family, hub):
     entry = REGISTRY[family]
@@ -162,6 +165,7 @@ def _paper_reference(entry: dict, snapshot, images: list[np.ndarray]) -> torch.T
     return _reference_pixels(processor, images, do_resize=False, do_center_crop=False)
 
 
+@pytest.mark.slow  # builds every family's checkpoint: the whole zoo runs in CI, not in the quick loop
 @pytest.mark.parametrize("family", _params("paper", _classifies))
 def test_paper_protocol_is_the_processor_without_resize_or_crop(family, hub):
     entry = REGISTRY[family]
