@@ -214,14 +214,6 @@ def keep_ratio_size(height: int, width: int, target: tuple[int, int], longest: f
     return round(height / ratio), round(width / ratio)
 
 
-def _pillow_pass_order_known(in_hw: tuple[int, int], out_hw: tuple[int, int]) -> bool:
-    """Whether Pillow runs the horizontal pass first, as ``resize_uint8`` does: when no side shrinks, or a
-    square becomes a square (every IN-9 image). Pillow 13 runs the vertical pass first for some resizes where
-    a side shrinks, which differs by up to ~20 levels; timm's own transform handles those images instead."""
-    (h, w), (oh, ow) = in_hw, out_hw
-    return (oh >= h and ow >= w) or (h == w and oh == ow)
-
-
 def _per_image(transform, images: Tensor) -> Tensor:
     """timm's transform on each image of a uint8 (N,3,H,W) batch (PIL, on the CPU), in the batch's layout."""
     from PIL import Image
@@ -234,10 +226,10 @@ def _per_image(transform, images: Tensor) -> Tensor:
 
 class TimmPreprocess(Preprocess):
     """timm's eval transform on uint8 (N,3,H,W) batches (``processor``), or the model's mean/std at its
-    input size (``paper``); then timm's ToTensor + Normalize as one multiply-add. ``transform`` (timm's own)
-    takes the batches whose resize the tensor path cannot order as Pillow does (never an IN-9 image)."""
+    input size (``paper``); then timm's ToTensor + Normalize as one multiply-add. The resize is
+    :func:`resize_uint8` (Pillow's own bytes, its pass order included), so every image shape is exact."""
 
-    def __init__(self, spec: TimmEval, protocol: str = "paper", transform=None) -> None:
+    def __init__(self, spec: TimmEval, protocol: str = "paper") -> None:
         super().__init__(
             mean=spec.mean,
             std=spec.std,
@@ -245,7 +237,7 @@ class TimmPreprocess(Preprocess):
             protocol=protocol,
             resample=spec.resample,
         )
-        self.spec, self.transform = spec, transform
+        self.spec = spec
 
     def __repr__(self) -> str:
         spec = self.spec
@@ -275,13 +267,6 @@ class TimmPreprocess(Preprocess):
         # squash and center: torchvision's CenterCrop; border: timm's CenterCropOrPad with the mean as fill
         fill = tuple(round(255 * m) for m in spec.mean) if spec.crop_mode == "border" else (0, 0, 0)
         return center_crop_or_pad(images, spec.input_size, fill)
-
-    def __call__(self, images: Tensor) -> Tensor:
-        if self.protocol == "processor" and images.ndim == 4 and self.transform is not None:
-            in_hw = tuple(images.shape[-2:])
-            if not _pillow_pass_order_known(in_hw, self.resize_size(*in_hw)):
-                return _per_image(self.transform, images)
-        return super().__call__(images)
 
 
 class TimmTransformPreprocess(Preprocess):
@@ -316,7 +301,7 @@ def checked_preprocess(spec: TimmEval, protocol: str, timm) -> tuple[Preprocess,
     if protocol != "processor":
         return TimmPreprocess(spec, protocol), "tensor"
     transform = timm_transform(spec, timm)
-    tensor = TimmPreprocess(spec, protocol, transform)
+    tensor = TimmPreprocess(spec, protocol)
     generator = torch.Generator().manual_seed(0)
     for height, width in _PROBE_SHAPES:
         image = torch.randint(0, 256, (1, 3, height, width), dtype=torch.uint8, generator=generator)
