@@ -138,7 +138,8 @@ def evaluate(
         prompts=prompts,
     )
     source = _open(data, config)
-    identity = loaded.identity()
+    # The weights digest hashes every parameter: only when a cache or the challenge needs the identity.
+    identity = loaded.identity() if config.use_cache or config.challenge else None
     cache = (
         PredictionCache(config.prediction_cache_root(), config.prediction_key(identity))
         if config.use_cache
