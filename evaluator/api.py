@@ -14,9 +14,10 @@ import torch
 
 from evaluator.cache import PredictionCache
 from evaluator.challenge.run import ChallengeResult, run_challenge
-from evaluator.config import EvalConfig
+from evaluator.config import EvalConfig, pixel_store_parent
 from evaluator.data import DataSource, open_data
 from evaluator.forward import Forward
+from evaluator.images import RunImages, check_seedable
 from evaluator.model.labels import LabelSpace
 from evaluator.model.loading import LoadedModel, load_model, wrap_module
 from evaluator.predict import predict_variants
@@ -25,7 +26,8 @@ from evaluator.results.submission import write_submission
 from evaluator.runtime.accelerator import default_num_workers, make_accelerator
 from evaluator.runtime.cpu import allocator_state, tuned_process
 from evaluator.runtime.environment import environment
-from in9_builder.classes import IMAGE_VARIANTS, parse_variants
+from evaluator.runtime.pixels import PixelStore
+from in9_builder.classes import IMAGE_VARIANTS, MIXED_VARIANTS, parse_variants
 from in9_builder.errors import In9Error
 
 
@@ -73,8 +75,20 @@ def _open(data, config: EvalConfig) -> DataSource:
     return data
 
 
+def _check_seeds(seeds: tuple[int, ...], names: list[str], source: DataSource) -> None:
+    if not seeds:
+        return
+    if not any(v in MIXED_VARIANTS for v in names):
+        raise In9Error(
+            f"seeds={list(seeds)}: seeds re-render the mixed variants, and none of {', '.join(names)} is "
+            f"one; add {', '.join(MIXED_VARIANTS)} to the variants",
+            argument="seeds",
+        )
+    check_seedable(source, seeds)
+
+
 def _challenge(
-    forward: Forward, source: DataSource, config: EvalConfig, identity: dict, cache, out
+    forward: Forward, source: DataSource, config: EvalConfig, identity: dict, cache, out, images
 ) -> ChallengeResult:
     state_root = cache.folder if cache is not None else (out or Path(".")) / ".challenge_state"
     return run_challenge(
@@ -87,6 +101,7 @@ def _challenge(
         analysis_sample=config.analysis_sample,
         output_dir=out,
         progress=config.progress,
+        images=images,
     )
 
 
@@ -108,6 +123,7 @@ def evaluate(
     input_size: int = 224,
     output_dir: str | os.PathLike | None = None,
     accelerator=None,
+    images: RunImages | None = None,
     **overrides,
 ) -> Results:
     """Score ``model`` on the IN-9 ``variants`` of ``data``; write the outputs if ``output_dir``.
@@ -119,10 +135,14 @@ def evaluate(
     Predictions are cached per (model identity, label mode, precision, data fingerprint) unless
     ``use_cache=False``. The caller's process is left as it was unless ``tune_cpu=True``. A zero-shot model
     (CLIP, SigLIP) is scored through a classifier built from ``prompts`` (``"imagenet-1k"`` by default,
-    ``"nine"``, or a JSON file of ``classnames`` and ``templates``).
+    ``"nine"``, or a JSON file of ``classnames`` and ``templates``). ``seeds=(0, 1, 2)`` also scores the
+    mixed variants re-rendered with each background draw (``metrics.seeds``). ``images`` is a sweep's
+    :class:`~evaluator.images.RunImages` over the same ``data`` (:func:`evaluator.sweep.evaluate_many`).
     """
     config = (config or EvalConfig()).replace(**overrides)
     names = parse_variants(variants, IMAGE_VARIANTS)
+    source = images.source if images is not None else _open(data, config)
+    _check_seeds(config.seeds, names, source)
     accelerator = accelerator or make_accelerator(config.precision)
     module_options = dict(
         mean=mean, std=std, id2label=id2label, label_space=label_space, input_size=input_size
@@ -137,7 +157,6 @@ def evaluate(
         module_options=module_options,
         prompts=prompts,
     )
-    source = _open(data, config)
     # The weights digest hashes every parameter: only when a cache or the challenge needs the identity.
     identity = loaded.identity() if config.use_cache or config.challenge else None
     cache = (
@@ -149,25 +168,40 @@ def evaluate(
     workers = default_num_workers(accelerator.device) if config.num_workers is None else config.num_workers
     out = Path(output_dir) if output_dir is not None else None
 
-    with tuned_process(accelerator.device, config.tune_cpu):
-        predictions, origin = predict_variants(
-            forward,
-            source,
-            names,
-            batch_size=config.batch_size,
-            cache=cache,
-            num_workers=workers,
-            progress=config.progress,
-        )
-        metrics = from_predictions(predictions)
-        challenge = _challenge(forward, source, config, identity, cache, out) if config.challenge else None
+    own_images = images is None and bool(config.seeds)
+    if own_images:  # the seeds' inputs, decoded once for this run
+        images = RunImages(source, PixelStore(pixel_store_parent(config.cache_dir)), shared=False)
+    try:
+        with tuned_process(accelerator.device, config.tune_cpu):
+            predictions, origin, halved = predict_variants(
+                forward,
+                source,
+                names,
+                batch_size=config.batch_size,
+                cache=cache,
+                num_workers=workers,
+                progress=config.progress,
+                images=images,
+                seeds=config.seeds,
+            )
+            metrics = from_predictions(predictions)
+            challenge = (
+                _challenge(forward, source, config, identity, cache, out, images)
+                if config.challenge
+                else None
+            )
+    finally:
+        if own_images:
+            images.close()
     if challenge is not None:
         metrics["challenge"] = challenge.metrics
         if challenge.analysis is not None:
             metrics["challenge_analysis"] = challenge.analysis
 
-    # The challenge reads fg_mask and the only_bg_t pool: record their fingerprints even if not scored.
-    extra = [v for v in ("only_bg_t", "fg_mask") if config.challenge and v not in names]
+    # The challenge and the seeds read fg_mask and the only_bg_t pool: record their fingerprints even if not
+    # scored.
+    reads_inputs = config.challenge or bool(config.seeds)
+    extra = [v for v in ("only_bg_t", "fg_mask") if reads_inputs and v not in names]
     results = Results(
         model={
             "id": loaded.model_id,
@@ -181,7 +215,12 @@ def evaluate(
         protocol=config.protocol(source.limit),
         data=source.describe(names + extra),
         metrics=metrics,
-        environment={**environment(accelerator, allocator_state()), "prediction_origin": origin},
+        environment={
+            **environment(accelerator, allocator_state()),
+            "prediction_origin": origin,
+            # Passes that ran out of device memory and were rerun with a smaller batch: {pass: batch size}.
+            **({"batch_size_halved": halved} if halved else {}),
+        },
         predictions=predictions,
         challenge_rows=challenge.rows if challenge is not None else None,
     )

@@ -50,6 +50,8 @@ class EvalConfig:
     analysis_sample: int | None = None
     # glibc allocator settings + a frozen heap for the run: process-wide, so only when asked (the CLI asks).
     tune_cpu: bool = False
+    # Background draws to re-render the mixed variants with (beside the data's own images); () = none.
+    seeds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         _choice("label_mode", self.label_mode, LABEL_MODES)
@@ -62,6 +64,7 @@ class EvalConfig:
             _positive("num_workers", self.num_workers, "0 or more", allow_zero=True)
         if self.analysis_sample is not None:
             _positive("analysis_sample", self.analysis_sample, "a positive number of foregrounds")
+        _check_seeds(self.seeds)
         if (self.challenge_analysis or self.analysis_sample is not None) and not self.challenge:
             argument = "challenge_analysis" if self.challenge_analysis else "analysis_sample"
             raise In9Error(
@@ -84,13 +87,16 @@ class EvalConfig:
 
     def protocol(self, limit: int | None = None) -> dict:
         """The ``results.json`` ``protocol`` block (``limit``: the data's, when it was opened with one)."""
-        return {
+        block = {
             "label_mode": self.label_mode,
             "preprocess": self.preprocess,
             "precision": self.precision,
             "batch_size": self.batch_size,
             "limit": self.limit if limit is None else limit,
         }
+        if self.seeds:
+            block["seeds"] = list(self.seeds)
+        return block
 
     def prediction_key(self, model_identity: Mapping) -> dict:
         """What identifies a variant's predictions (besides the data fingerprint): the model and the choices
@@ -110,6 +116,38 @@ class EvalConfig:
         if self.cache_dir is not None:
             return Path(self.cache_dir) / "predictions"
         return user_cache_dir() / "predictions"
+
+
+def _check_seeds(seeds: object) -> None:
+    ok = isinstance(seeds, tuple) and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+    if not ok or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise In9Error(
+            f"seeds={seeds!r}: give a tuple of distinct non-negative integers, e.g. (0, 1, 2)",
+            argument="seeds",
+        )
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``"0,1,2"`` -> (0, 1, 2); a single number is a count: ``"5"`` -> (0, 1, 2, 3, 4)."""
+    items = [item.strip() for item in str(text).split(",")]
+    if not all(item.isdigit() for item in items):
+        raise In9Error(
+            f"seeds={text!r}: give a comma-separated list of non-negative integers (0,1,2) or a count (5)",
+            argument="seeds",
+        )
+    numbers = [int(item) for item in items]
+    if len(numbers) == 1:
+        if numbers[0] < 1:
+            raise In9Error(f"seeds={text!r}: a count of draws must be 1 or more", argument="seeds")
+        return tuple(range(numbers[0]))
+    if len(set(numbers)) != len(numbers):
+        raise In9Error(f"seeds={text!r}: a seed is listed twice", argument="seeds")
+    return tuple(sorted(numbers))
+
+
+def pixel_store_parent(cache_dir: str | os.PathLike | None) -> Path:
+    """Where a run keeps its decoded pixels while it runs (removed at its end): ``<cache>/pixels``."""
+    return (Path(cache_dir) if cache_dir is not None else user_cache_dir()) / "pixels"
 
 
 def user_cache_dir() -> Path:

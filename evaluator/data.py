@@ -48,13 +48,16 @@ class DataSource:
         limit: int | None = None,
         expected: dict[str, str] | None = None,
         params: dict | None = None,
+        image_format: str | None = "png",
     ) -> None:
         self.source, self.location, self.edition, self.seed = source, location, edition, seed
         self.limit = limit
+        self.image_format = image_format  # how generated images were stored (None: unknown)
         self.params = params or {}
         self._load = load
         self._expected = expected or {}
         self._datasets: dict[str, datasets.Dataset] = {}
+        self._full: dict[str, datasets.Dataset] = {}
         self._counts: dict[str, int] = {}
         self._fingerprints: dict[str, str] = {}
 
@@ -68,6 +71,14 @@ class DataSource:
                 ds = ds.select(first_per_class(ds["label"], self.limit))
             self._datasets[name] = ds
         return self._datasets[name]
+
+    def full_variant(self, name: str) -> datasets.Dataset:
+        """Config ``name`` without the ``limit``: what a draw over the whole split needs."""
+        if self.limit is None:
+            return self.variant(name)
+        if name not in self._full:
+            self._full[name] = self._load(name)
+        return self._full[name]
 
     def fingerprint(self, name: str) -> str:
         """``sha256:<hex>`` of the rows evaluated; checked against the export's record without a limit."""
@@ -141,6 +152,7 @@ def _export_folder(folder: Path, cache_dir: str | None, limit: int | None) -> Da
         limit=limit,
         expected=expected,
         params=summary.get("source_params") or {},
+        image_format=summary.get("image_format", "png"),
     )
 
 
@@ -227,6 +239,7 @@ def _hub_dataset(repo_id: str, cache_dir: str | None, limit: int | None) -> Data
         load=load,
         limit=limit,
         expected=expected,
+        image_format=summary.get("image_format"),
     )
 
 

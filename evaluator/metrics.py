@@ -194,3 +194,37 @@ def challenge_metrics(
     out = block(np.ones(len(labels), dtype=bool))
     out["per_class"] = {CLASS_NAMES[c]: block(labels == c) for c in sorted(set(labels.tolist()))}
     return out
+
+
+def mean_std(values: Sequence[float]) -> dict:
+    """``{"mean", "std"}`` with the sample standard deviation (ddof 1); ``std`` is None for one value."""
+    array = np.asarray(values, dtype=np.float64)
+    if not len(array):
+        raise ValueError("mean_std: no values")
+    return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if len(array) > 1 else None}
+
+
+def seed_metrics(accuracy_by_seed: Mapping[int, Mapping[str, float]]) -> dict:
+    """The results.json ``metrics.seeds`` block from each background draw's mixed-variant accuracies.
+
+    ``accuracy_by_seed`` is ``{seed: {variant: accuracy}}`` (the same variants for every seed). Per seed:
+    the accuracies and ``bg_gap`` (Mixed-Same − Mixed-Rand, when both are there); ``summary``: the mean and
+    sample std over seeds of each.
+    """
+    seeds = sorted(accuracy_by_seed)
+    if not seeds:
+        raise ValueError("seed_metrics: no seeds")
+    variants = list(accuracy_by_seed[seeds[0]])
+    if any(list(accuracy_by_seed[s]) != variants for s in seeds):
+        raise ValueError("seed_metrics: every seed needs the same variants")
+    per_seed: dict[str, dict] = {}
+    for seed in seeds:
+        acc = {v: float(accuracy_by_seed[seed][v]) for v in variants}
+        entry: dict = {"accuracy": acc}
+        if "mixed_same" in acc and "mixed_rand" in acc:
+            entry["bg_gap"] = acc["mixed_same"] - acc["mixed_rand"]
+        per_seed[str(seed)] = entry
+    summary = {v: mean_std([per_seed[str(s)]["accuracy"][v] for s in seeds]) for v in variants}
+    if "bg_gap" in per_seed[str(seeds[0])]:
+        summary["bg_gap"] = mean_std([per_seed[str(s)]["bg_gap"] for s in seeds])
+    return {"seeds": seeds, "per_seed": per_seed, "summary": summary}

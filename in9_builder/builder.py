@@ -147,6 +147,27 @@ def _scene_ids(source: Source, split: str) -> list[str]:
     return sorted(labels, key=lambda image_id: (labels[image_id], image_id))
 
 
+def mixed_plan(labels: dict[str, int], fg_ids: list[str], seed: int, variant: str) -> list[dict[str, Any]]:
+    """The provenance of a seeded mixed variant's rows for the foregrounds ``fg_ids``, in that order:
+    ``label``, ``image_id``, ``fg_image_id``, ``bg_image_id``, ``bg_label``.
+
+    The pairing is drawn over all of ``labels`` (the whole split: a pure function of seed and sorted ids),
+    then sliced, so a subset of foregrounds gets the rows the full set has for them. The builder and the
+    evaluator's seed sweep both use it.
+    """
+    pairing = draw_backgrounds(seed, labels, variant)
+    return [
+        {
+            "label": labels[fg_id],
+            "image_id": mixed_image_id(fg_id, pairing[fg_id]),
+            "fg_image_id": fg_id,
+            "bg_image_id": pairing[fg_id],
+            "bg_label": labels[pairing[fg_id]],
+        }
+        for fg_id in fg_ids
+    ]
+
+
 def generate_rows(
     source: Source, config: str, split: str, ids: list[str], seed: int | None, image_format: str = "png"
 ) -> Iterator[dict[str, Any]]:
@@ -156,21 +177,10 @@ def generate_rows(
         yield from source.official_rows(config, split, ids)
         return
     if config in MIXED_VARIANTS:
-        # The pairing is drawn over the whole split (a pure function of seed and sorted ids), then sliced.
-        labels = source.labels(split)
-        pairing = draw_backgrounds(seed, labels, config)
-        for fg_id in ids:
-            scene = source.scene(split, fg_id)
-            bg_id = pairing[fg_id]
-            pixels = composite(scene.image, scene.mask, background_of(source, split, bg_id))
-            yield {
-                "image": encode_image(pixels, image_format),
-                "label": scene.label,
-                "image_id": mixed_image_id(fg_id, bg_id),
-                "fg_image_id": fg_id,
-                "bg_image_id": bg_id,
-                "bg_label": labels[bg_id],
-            }
+        for row in mixed_plan(source.labels(split), ids, seed, config):
+            scene = source.scene(split, row["fg_image_id"])
+            pixels = composite(scene.image, scene.mask, background_of(source, split, row["bg_image_id"]))
+            yield {"image": encode_image(pixels, image_format), **row}
         return
     for image_id in ids:
         scene = source.scene(split, image_id)

@@ -31,6 +31,7 @@ from evaluator.challenge.search import (
 from evaluator.challenge.state import ChallengeState
 from evaluator.config import EvalConfig
 from evaluator.forward import Forward
+from evaluator.images import RunImages
 from evaluator.metrics import challenge_metrics
 from evaluator.runtime.decode import decode_column
 from in9_builder.errors import In9Error
@@ -43,9 +44,8 @@ class ChallengeResult:
     analysis: dict | None  # the challenge_analysis summary, None when not asked
 
 
-def _stack(ds: Any, column: str, config: str) -> np.ndarray:
-    """One image column of a dataset as a (N, H, W, C) uint8 array (RGB, or (N, H, W) for masks)."""
-    arrays = decode_column(ds, column)
+def _stack(arrays: Sequence[np.ndarray], column: str, config: str) -> np.ndarray:
+    """Decoded images of one column as a (N, H, W, C) uint8 array (RGB, or (N, H, W) for masks)."""
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
         raise In9Error(
@@ -53,32 +53,44 @@ def _stack(ds: Any, column: str, config: str) -> np.ndarray:
             f"({', '.join(str(s[:2]) for s in sorted(shapes))}); the challenge composites pixel "
             "by pixel, so every image must have the same size"
         )
-    if not arrays:
+    if not len(arrays):
         return np.zeros((0, 0, 0, 3) if column == "image" else (0, 0, 0), dtype=np.uint8)
     return np.stack(arrays)
 
 
-def load_pool(data: Any, device: torch.device) -> tuple[torch.Tensor, list[str], np.ndarray]:
+def _decoded(ds: Any, config: str, column: str, indices, images: RunImages | None) -> list[np.ndarray]:
+    """Rows ``indices`` (all when None) of a column: from the run's shared pixels, else decoded here."""
+    if images is not None:
+        stored = images.decoded(config, column)
+        return [stored[i] for i in (range(len(stored)) if indices is None else indices)]
+    return decode_column(ds if indices is None else ds.select(list(indices)), column)
+
+
+def load_pool(
+    data: Any, device: torch.device, images: RunImages | None = None
+) -> tuple[torch.Tensor, list[str], np.ndarray]:
     """The Only-BG-T pool, decoded once: (M, 3, H, W) uint8 on ``device``, image ids, labels."""
     ds = data.variant("only_bg_t")
     # A channels-last view of the decoded (M, H, W, 3) array: no copy, and as_nhwc(pool) is free later.
-    images = torch.from_numpy(_stack(ds, "image", "only_bg_t")).permute(0, 3, 1, 2)
-    return images.to(device), list(ds["image_id"]), np.asarray(ds["label"], dtype=np.int64)
+    arrays = _decoded(ds, "only_bg_t", "image", None, images)
+    pool = torch.from_numpy(_stack(arrays, "image", "only_bg_t")).permute(0, 3, 1, 2)
+    return pool.to(device), list(ds["image_id"]), np.asarray(ds["label"], dtype=np.int64)
 
 
 def load_foregrounds(
-    ds: Any, indices: Sequence[int], device: torch.device
+    ds: Any, indices: Sequence[int], device: torch.device, images: RunImages | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The originals and masks of fg_mask rows ``indices``: (n, 3, H, W) uint8 and (n, 1, H, W) bool."""
-    part = ds.select(list(indices))
-    images = torch.from_numpy(_stack(part, "image", "fg_mask")).permute(0, 3, 1, 2)  # channels-last
-    masks = torch.from_numpy(_stack(part, "mask", "fg_mask") > 0)[:, None]
-    if len(indices) and images.shape[-2:] != masks.shape[-2:]:
+    originals = _decoded(ds, "fg_mask", "image", indices, images)
+    fg = torch.from_numpy(_stack(originals, "image", "fg_mask")).permute(0, 3, 1, 2)  # channels-last
+    masks = torch.from_numpy(_stack(_decoded(ds, "fg_mask", "mask", indices, images), "mask", "fg_mask") > 0)
+    masks = masks[:, None]
+    if len(indices) and fg.shape[-2:] != masks.shape[-2:]:
         raise In9Error(
             f"config 'fg_mask': masks are {tuple(masks.shape[-2:])} but images are "
-            f"{tuple(images.shape[-2:])}; re-export the dataset"
+            f"{tuple(fg.shape[-2:])}; re-export the dataset"
         )
-    return images.to(device), masks.to(device)
+    return fg.to(device), masks.to(device)
 
 
 def _row(fg_id: str, label: int, outcome: ForegroundOutcome, pool_ids: Sequence[str]) -> dict:
@@ -134,15 +146,15 @@ class _World:
     pool: torch.Tensor
     pool_ids: list[str]
     pool_labels: np.ndarray
+    images: RunImages | None  # the run's shared pixels, or None (decoded here)
 
 
-def _load_world(data: Any, device: torch.device) -> _World:
+def _load_world(data: Any, device: torch.device, images: RunImages | None) -> _World:
     fg_ds = data.variant("fg_mask")
-    world = _World(
-        fg_ds, list(fg_ds["image_id"]), np.asarray(fg_ds["label"], dtype=np.int64), *load_pool(data, device)
-    )
+    labels = np.asarray(fg_ds["label"], dtype=np.int64)
+    world = _World(fg_ds, list(fg_ds["image_id"]), labels, *load_pool(data, device, images), images)
     if world.fg_ids:
-        probe, _ = load_foregrounds(fg_ds, [0], device)
+        probe, _ = load_foregrounds(fg_ds, [0], device, images)
         if probe.shape[-2:] != world.pool.shape[-2:]:
             raise In9Error(
                 f"foregrounds (fg_mask) are {tuple(probe.shape[-2:])} but backgrounds (only_bg_t) are "
@@ -164,7 +176,7 @@ def _run_analysis(
     """Predict every pair of the (sampled) foregrounds; return the summary, chosen rows and their preds."""
     chosen = challenge_analysis.sample_foregrounds(world.fg_labels, sample)
     local = chosen[accelerator.process_index :: accelerator.num_processes]
-    images, masks = load_foregrounds(world.fg_ds, local, world.pool.device)
+    images, masks = load_foregrounds(world.fg_ds, local, world.pool.device, world.images)
     enabled = progress and accelerator.is_main_process
     total = len(local) * len(world.pool_ids)
     with tqdm(total=total, desc="challenge analysis", unit="pair", disable=not enabled) as bar:
@@ -202,7 +214,7 @@ def _search_local(
 ) -> list[dict]:
     """Search this process' undecided foregrounds; each decided one is saved to ``state`` at once."""
     new_rows: list[dict] = []
-    images, masks = load_foregrounds(world.fg_ds, local, accelerator.device)
+    images, masks = load_foregrounds(world.fg_ds, local, accelerator.device, world.images)
     bar = _Progress(len(local), progress and accelerator.is_main_process)
 
     def record(k: int, outcome: ForegroundOutcome) -> None:
@@ -250,6 +262,7 @@ def run_challenge(
     analysis_sample: int | None = None,
     output_dir: Path | None = None,
     progress: bool = True,
+    images: RunImages | None = None,
 ) -> ChallengeResult:
     """Run the challenge for one model (``forward``) on one dataset; every process returns the same result.
 
@@ -263,7 +276,7 @@ def run_challenge(
     if batch_size < 1:
         raise In9Error(f"batch_size={batch_size}: use 1 or more", argument="batch_size")
     accelerator = forward.accelerator
-    world = _load_world(data, accelerator.device)
+    world = _load_world(data, accelerator.device, images)
     exhaustive, summary = None, None
     if analysis:
         summary, chosen, preds = _run_analysis(

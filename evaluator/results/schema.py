@@ -23,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from evaluator.metrics import variant_metrics
+from evaluator.metrics import accuracy, seed_metrics, variant_metrics
 from evaluator.results.report import summary_markdown
 from in9_builder.atomic import atomic_write, atomic_write_text
 from in9_builder.classes import IMAGE_VARIANTS
@@ -43,10 +43,13 @@ REQUIRED_FIELDS = {
     "metrics": ("accuracy",),
 }
 
-# predictions.parquet: one row per (variant, image_id); prediction -1 = a class outside IN-9.
+# predictions.parquet: one row per (variant, seed, image_id); prediction -1 = a class outside IN-9. ``seed``
+# is the background draw a ``--seeds`` sweep rendered the row's mixed image with; null for the data's own
+# images (whose draw, if any, is ``data.seed``).
 PREDICTION_SCHEMA = pa.schema(
     [
         ("variant", pa.string()),
+        ("seed", pa.int64()),
         ("image_id", pa.string()),
         ("fg_image_id", pa.string()),
         ("label", pa.int64()),
@@ -80,15 +83,32 @@ def write_challenge_parquet(rows: Sequence[dict], path: str | os.PathLike) -> Pa
 
 
 def from_predictions(table: pa.Table) -> dict:
-    """The variant metrics (accuracy, bg_gap, bg_reliance) recomputed from a predictions table."""
-    columns = table.select(["variant", "fg_image_id", "label", "prediction"]).to_pydict()
-    by_variant: dict[str, dict[str, list]] = {}
+    """The variant metrics (accuracy, bg_gap, bg_reliance, and ``seeds`` when the table has seeded rows)
+    recomputed from a predictions table; the headline metrics come from the rows without a seed."""
+    names = ["variant", "fg_image_id", "label", "prediction"]
+    seeded = "seed" in table.column_names
+    columns = table.select(names + (["seed"] if seeded else [])).to_pydict()
+    seeds = columns.pop("seed") if seeded else [None] * table.num_rows
+    groups: dict[int | None, dict[str, dict[str, list]]] = {}
     for i, variant in enumerate(columns["variant"]):
-        cols = by_variant.setdefault(variant, {"prediction": [], "label": [], "fg_image_id": []})
+        cols = groups.setdefault(seeds[i], {}).setdefault(
+            variant, {"prediction": [], "label": [], "fg_image_id": []}
+        )
         for name in cols:
             cols[name].append(columns[name][i])
-    ordered = {v: by_variant[v] for v in IMAGE_VARIANTS if v in by_variant}
-    return variant_metrics(ordered)
+
+    def ordered(by_variant: dict) -> dict:
+        return {v: by_variant[v] for v in IMAGE_VARIANTS if v in by_variant}
+
+    metrics = variant_metrics(ordered(groups.pop(None, {})))
+    if groups:
+        metrics["seeds"] = seed_metrics(
+            {
+                seed: {v: accuracy(c["prediction"], c["label"])["value"] for v, c in ordered(by).items()}
+                for seed, by in groups.items()
+            }
+        )
+    return metrics
 
 
 @dataclass
