@@ -17,7 +17,7 @@ from evaluator.challenge.run import ChallengeResult, run_challenge
 from evaluator.config import EvalConfig, pixel_store_parent
 from evaluator.data import DataSource, open_data
 from evaluator.forward import Forward
-from evaluator.images import RunImages, check_seedable
+from evaluator.images import RunImages, check_seeds
 from evaluator.model.labels import LabelSpace
 from evaluator.model.loading import LoadedModel, load_model, wrap_module
 from evaluator.predict import predict_variants
@@ -27,7 +27,7 @@ from evaluator.runtime.accelerator import default_num_workers, make_accelerator
 from evaluator.runtime.cpu import allocator_state, tuned_process
 from evaluator.runtime.environment import environment
 from evaluator.runtime.pixels import PixelStore
-from in9_builder.classes import IMAGE_VARIANTS, MIXED_VARIANTS, parse_variants
+from in9_builder.classes import IMAGE_VARIANTS, parse_variants
 from in9_builder.errors import In9Error
 
 
@@ -73,18 +73,6 @@ def _open(data, config: EvalConfig) -> DataSource:
             argument="limit",
         )
     return data
-
-
-def _check_seeds(seeds: tuple[int, ...], names: list[str], source: DataSource) -> None:
-    if not seeds:
-        return
-    if not any(v in MIXED_VARIANTS for v in names):
-        raise In9Error(
-            f"seeds={list(seeds)}: seeds re-render the mixed variants, and none of {', '.join(names)} is "
-            f"one; add {', '.join(MIXED_VARIANTS)} to the variants",
-            argument="seeds",
-        )
-    check_seedable(source, seeds)
 
 
 def _challenge(
@@ -142,7 +130,7 @@ def evaluate(
     config = (config or EvalConfig()).replace(**overrides)
     names = parse_variants(variants, IMAGE_VARIANTS)
     source = images.source if images is not None else _open(data, config)
-    _check_seeds(config.seeds, names, source)
+    check_seeds(config.seeds, names, source)
     accelerator = accelerator or make_accelerator(config.precision)
     module_options = dict(
         mean=mean, std=std, id2label=id2label, label_space=label_space, input_size=input_size

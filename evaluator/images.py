@@ -58,15 +58,22 @@ class SeededVariant:
     fingerprint: str | None  # what the prediction cache keys it by; None with a limit (not cached)
 
 
-def check_seedable(source: DataSource, seeds: tuple[int, ...]) -> None:
-    """Refuse seeds on data they cannot be re-rendered from exactly, naming ``seeds``."""
+def check_seeds(seeds: tuple[int, ...], variants: list[str], source: DataSource) -> None:
+    """Refuse ``seeds`` that have nothing to re-render or data they cannot be re-rendered from exactly."""
     if not seeds:
         return
+    given = "seeds=" + ",".join(str(s) for s in seeds)
+    if not any(v in MIXED_VARIANTS for v in variants):
+        raise In9Error(
+            f"{given}: seeds re-render the mixed variants, and none of {', '.join(variants)} is one; add "
+            f"{', '.join(MIXED_VARIANTS)} to the variants",
+            argument="seeds",
+        )
     if source.image_format == "jpeg":
         raise In9Error(
-            f"seeds={list(seeds)}: {source.location} stores its generated images as JPEG, so its originals "
-            "are lossy copies and a re-rendered mixed image would differ from `in9-build export --seed N`; "
-            "export the data as PNG (the default)",
+            f"{given}: {source.location} stores its generated images as JPEG, so its originals are lossy "
+            "copies and a re-rendered mixed image would differ from `in9-build export --seed N`; export the "
+            "data as PNG (the default)",
             argument="seeds",
         )
     for name in SEED_INPUTS:
@@ -74,8 +81,8 @@ def check_seedable(source: DataSource, seeds: tuple[int, ...]) -> None:
             source.variant(name)
         except In9Error as err:
             raise In9Error(
-                f"seeds={list(seeds)}: re-rendering the mixed variants needs the data's fg_mask and "
-                f"only_bg_t configs ({err})",
+                f"{given}: re-rendering the mixed variants needs the data's fg_mask and only_bg_t configs "
+                f"({err})",
                 argument="seeds",
             ) from None
 

@@ -81,7 +81,7 @@ def predict_dataset(
         # Streams decode with one thread each; one stream in the main process uses the model's threads (<= 8).
         items = DecodedImages(dataset, threads=1 if num_workers or count > 1 else min(8, threads))
     loader = _loader(items, batch_size=batch_size, num_workers=num_workers)
-    device = accelerator.device
+    device, num_rows = accelerator.device, len(items)
 
     def score(indices, images) -> tuple:
         out = forward(images)
@@ -92,12 +92,12 @@ def predict_dataset(
     gather = accelerator.gather_for_metrics if accelerator.num_processes > 1 else (lambda t: t)
     disable = not (progress and accelerator.is_main_process)
     try:
-        with tqdm(total=len(items), desc=desc, unit="img", leave=False, disable=disable) as bar:
+        with tqdm(total=num_rows, desc=desc, unit="img", leave=False, disable=disable) as bar:
             run = streams.BatchStreams(iter(accelerator.prepare_data_loader(loader)), score, gather, bar)
             _run_streams(run, items, count, threads)
     finally:
         items.close()  # the decode threads end with the variant, also when a run is interrupted
-    return _in_row_order(run.parts, len(items))
+    return _in_row_order(run.parts, num_rows)
 
 
 def predict_halving(forward: Forward, dataset, *, batch_size: int, **options) -> tuple[dict, int]:

@@ -74,6 +74,11 @@ CHALLENGE_SCHEMA = pa.schema(
 CHALLENGE_COLUMNS = tuple(CHALLENGE_SCHEMA.names)
 
 
+def model_slug(model_id: str) -> str:
+    """The output folder name of a model (``results/<slug>/``): its id's last part."""
+    return Path(str(model_id).rstrip("/")).name.replace(" ", "_") or "model"
+
+
 def write_challenge_parquet(rows: Sequence[dict], path: str | os.PathLike) -> Path:
     """``challenge.parquet``: one row per foreground, the :data:`CHALLENGE_COLUMNS`; written atomically."""
     table = pa.Table.from_pylist(
