@@ -132,16 +132,16 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     items = [item.strip() for item in str(text).split(",")]
     if not all(item.isdigit() for item in items):
         raise In9Error(
-            f"seeds={text!r}: give a comma-separated list of non-negative integers (0,1,2) or a count (5)",
+            f"seeds={text}: give a comma-separated list of non-negative integers (0,1,2) or a count (5)",
             argument="seeds",
         )
     numbers = [int(item) for item in items]
     if len(numbers) == 1:
         if numbers[0] < 1:
-            raise In9Error(f"seeds={text!r}: a count of draws must be 1 or more", argument="seeds")
+            raise In9Error(f"seeds={text}: a count of draws must be 1 or more", argument="seeds")
         return tuple(range(numbers[0]))
     if len(set(numbers)) != len(numbers):
-        raise In9Error(f"seeds={text!r}: a seed is listed twice", argument="seeds")
+        raise In9Error(f"seeds={text}: a seed is listed twice", argument="seeds")
     return tuple(sorted(numbers))
 
 

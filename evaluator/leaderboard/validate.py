@@ -296,11 +296,32 @@ def _read_table(path: Path, missing: str):
         return None, [Problem(path, "file", f"not a readable parquet file ({type(e).__name__}: {e})")]
 
 
+def _seeded_rows(claim: Claim, path: Path, ids: dict[str, list[str]]) -> list[Problem]:
+    """Each seeded draw of a mixed variant has one row per foreground (``data.variants.fg_mask.count``)."""
+    foregrounds = (claim.variants.get("fg_mask") or {}).get("count")
+    out = []
+    for name, rows in sorted(ids.items()):
+        if len(rows) != foregrounds:
+            out.append(
+                Problem(path, name, f"{len(rows)} rows, but data.variants.fg_mask.count is {foregrounds}")
+            )
+        elif len(set(rows)) != len(rows):
+            out.append(Problem(path, name, "an image_id appears twice"))
+    return out
+
+
 def _prediction_rows(claim: Claim, path: Path, table) -> list[Problem]:
     """The rows are those results.json describes: known variants, each complete, unique ids, valid labels."""
     ids: dict[str, list[str]] = {}
-    for variant, image_id in zip(table["variant"].to_pylist(), table["image_id"].to_pylist(), strict=True):
-        ids.setdefault(str(variant), []).append(image_id)
+    seeded: dict[str, list[str]] = {}  # "<variant> seed <N>" -> ids of a --seeds draw
+    seeds = table["seed"].to_pylist() if "seed" in table.column_names else [None] * table.num_rows
+    for variant, seed, image_id in zip(
+        table["variant"].to_pylist(), seeds, table["image_id"].to_pylist(), strict=True
+    ):
+        if seed is None:
+            ids.setdefault(str(variant), []).append(image_id)
+        else:
+            seeded.setdefault(f"variant {variant} seed {seed}", []).append(image_id)
     unknown = sorted(set(ids) - set(IMAGE_VARIANTS))
     if unknown:
         return [
@@ -324,6 +345,7 @@ def _prediction_rows(claim: Claim, path: Path, table) -> list[Problem]:
             )
         elif len(set(rows)) != len(rows):
             out.append(Problem(path, f"variant {name}", "an image_id appears twice"))
+    out += _seeded_rows(claim, path, seeded)
     labels, predictions = table["label"].to_pylist(), table["prediction"].to_pylist()
     if not all(isinstance(y, int) and 0 <= y < len(CLASS_NAMES) for y in labels) or not all(
         isinstance(p, int) and -1 <= p < len(CLASS_NAMES) for p in predictions
@@ -357,6 +379,7 @@ def predictions_reproduce_metrics(claim: Claim) -> list[Problem]:
             PREDICTIONS_FILE,
             required=("value", "ci95", "correct", "count"),
         )
+    out += _seeds_reproduce(claim.file, claimed.get("seeds"), recomputed.get("seeds"))
     for block, required in (("bg_gap", ("value", "ci95", "n_pairs")), ("bg_reliance", ())):
         if recomputed.get(block) is not None:
             out += _compare(
@@ -367,6 +390,31 @@ def predictions_reproduce_metrics(claim: Claim) -> list[Problem]:
                 PREDICTIONS_FILE,
                 required=required,
             )
+    return out
+
+
+def _seeds_reproduce(file: Path, claimed: Any, recomputed: Any) -> list[Problem]:
+    """``metrics.seeds`` is exactly the recomputation from the seeded rows, every seed and key included."""
+    if recomputed is None:
+        if claimed is None:
+            return []
+        return [Problem(file, "metrics.seeds", f"claimed, but {PREDICTIONS_FILE} has no seeded rows")]
+    out = _compare(
+        file,
+        "metrics.seeds",
+        claimed,
+        recomputed,
+        PREDICTIONS_FILE,
+        required=("seeds", "per_seed", "summary"),
+    )
+    if not out and not _close(claimed, recomputed):  # a seed or variant added or left out
+        out = [
+            Problem(
+                file,
+                "metrics.seeds",
+                f"claimed {_short(claimed)}, recomputed from {PREDICTIONS_FILE}: {_short(recomputed)}",
+            )
+        ]
     return out
 
 

@@ -55,7 +55,27 @@ def headline(results: Results) -> list[tuple[str, str]]:
             )
         )
         lines.append(("BG-class fooling rate", f"{pct(ch.get('bg_class_fooling_rate'))} %"))
-    return lines
+    return lines + seed_lines(m.get("seeds"))
+
+
+def mean_std_text(entry: dict) -> str:
+    """``"58.9 ± 1.2"`` (percent or points); without the ± part for a single seed."""
+    std = entry.get("std")
+    return pct(entry["mean"]) + ("" if std is None else f" ± {pct(std)}")
+
+
+def seed_lines(seeds: dict | None) -> list[tuple[str, str]]:
+    """(name, "mean ± std") over the background draws of a ``--seeds`` run, per mixed variant and BG-gap."""
+    if not seeds:
+        return []
+    drawn = f"over {len(seeds['seeds'])} draws (seeds {', '.join(str(s) for s in seeds['seeds'])})"
+    return [
+        (
+            f"{'BG-Gap' if name == 'bg_gap' else name} {drawn}",
+            mean_std_text(entry) + (" pp" if name == "bg_gap" else " %"),
+        )
+        for name, entry in seeds["summary"].items()
+    ]
 
 
 def context(results: Results) -> str:
