@@ -70,6 +70,7 @@ def test_full_run_writes_every_file_and_field(tiny_models, synthetic_export, tmp
     assert table.num_rows == 8 * 36
     assert table.column_names == [
         "variant",
+        "seed",
         "image_id",
         "fg_image_id",
         "label",
@@ -78,6 +79,7 @@ def test_full_run_writes_every_file_and_field(tiny_models, synthetic_export, tmp
         "scores",
     ]
     assert from_predictions(table) == doc["metrics"]
+    assert table["seed"].null_count == table.num_rows  # no --seeds: every row is the data's own image
     preds = np.asarray(table["prediction"])
     raw = np.asarray(table["raw_top1"])
     from in9_builder.classes import IN1K_TO_IN9
@@ -381,15 +383,15 @@ def test_a_scored_variant_is_unmapped_before_the_next(tiny_models, synthetic_exp
     for v in variants:
         data.release(v)
     mapped_while_scoring = []
-    real = predict._variant_predictions
+    real = predict._unit_predictions
 
-    def spy(loaded, source, variant, *args, **kwargs):
+    def spy(forward, unit, *args, **kwargs):
         gc.collect()
         maps = open("/proc/self/maps").read()
-        mapped_while_scoring.append([v for v in variants if v != variant and files[v] in maps])
-        return real(loaded, source, variant, *args, **kwargs)
+        mapped_while_scoring.append([v for v in variants if v != unit.variant and files[v] in maps])
+        return real(forward, unit, *args, **kwargs)
 
-    monkeypatch.setattr(predict, "_variant_predictions", spy)
+    monkeypatch.setattr(predict, "_unit_predictions", spy)
     results = evaluate(
         str(tiny_models["in9"]), data, variants, cache_dir=tmp_path, use_cache=False, progress=False
     )

@@ -53,9 +53,9 @@ def test_cli_run_writes_outputs_and_prints_the_table(tiny_models, synthetic_expo
     ],
 )
 def test_user_errors_exit_2_with_one_line(tiny_models, synthetic_export, tmp_path, capsys, args, message):
+    model = [] if "--model" in args else ["--model", str(tiny_models["in9"])]  # --model repeats: a sweep
     base = [
-        "--model",
-        str(tiny_models["in9"]),
+        *model,
         "--data",
         str(synthetic_export),
         "--output-dir",
