@@ -217,11 +217,14 @@ def published_rows() -> list[dict[str, Any]]:
     """The published numbers (the paper, the original repository's README, later papers; percent, as printed),
     each with its source name and URL."""
     data = _published()
+    sources = data["sources"]
     return [
         {
             **row,
-            "source_name": data["sources"][row["source"]]["name"],
-            "source_url": data["sources"][row["source"]]["url"],
+            "source_name": sources[row["source"]]["name"],
+            # what the page's Source column shows, the full name in its tooltip: a table fits a window
+            "source_short": sources[row["source"]].get("short", sources[row["source"]]["name"]),
+            "source_url": sources[row["source"]]["url"],
         }
         for row in data["rows"]
     ]

@@ -111,3 +111,46 @@ def eval_submissions(tmp_path_factory, synthetic_export, tiny_models) -> Submiss
     registry = root / "canonical.json"
     assert main(["register", str(synthetic_export), "--canonical", str(registry)]) == 0
     return Submissions(root / "results", folders, registry, synthetic_export)
+
+
+# A Hub id and a revision as long as they come: the page's tables must still fit a 1400 px window.
+LONG_MODEL = "an-organisation-with-a-long-name/vit-huge-patch14-clip-quickgelu-448.dfn5b-ft-in12k-in1k-extra"
+LONG_REVISION = "0123456789abcdef0123456789abcdef01234567"
+
+
+def seeds_block(mixed_rand: tuple[float, float | None], bg_gap: tuple[float, float | None], seeds=(0, 1, 2)):
+    """A results.json ``metrics.seeds`` block (fractions) with these (mean, std) summaries; per-seed entries
+    are filler: the page shows the summary only."""
+    per_seed = {
+        str(s): {"accuracy": {"mixed_same": 0.7, "mixed_rand": 0.6, "mixed_next": 0.5}, "bg_gap": 0.1}
+        for s in seeds
+    }
+    summary = {
+        "mixed_same": {"mean": 0.7, "std": None if len(seeds) == 1 else 0.01},
+        "mixed_rand": {"mean": mixed_rand[0], "std": mixed_rand[1]},
+        "mixed_next": {"mean": 0.5, "std": None if len(seeds) == 1 else 0.01},
+        "bg_gap": {"mean": bg_gap[0], "std": bg_gap[1]},
+    }
+    return {"seeds": list(seeds), "per_seed": per_seed, "summary": summary}
+
+
+def page_rows(folders: dict[str, Path], edits: dict | None = None) -> list[dict]:
+    """Page rows (``reproduced_row``) of the fixture's results.json files, each edited in memory first by
+    ``edits[key](doc)``. Not validated: a rendering test of a field the validator need not know (yet)."""
+    import json
+
+    from evaluator.leaderboard.site import reproduced_row
+    from evaluator.leaderboard.validate import Submission
+
+    rows = []
+    for key, folder in sorted(folders.items()):
+        path = folder / "results.json"
+        doc = json.loads(path.read_text())
+        (edits or {}).get(key, lambda d: None)(doc)
+        rows.append(reproduced_row(Submission(path, doc)))
+    return rows
+
+
+def long_names(doc: dict) -> None:
+    """An edit for ``page_rows``: a Hub model with the longest name and revision."""
+    doc["model"] |= {"id": LONG_MODEL, "revision": LONG_REVISION, "source": "hub"}

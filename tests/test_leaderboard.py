@@ -5,9 +5,11 @@ package), the page holds every row and keeps the reported rows apart."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,11 +19,11 @@ import pytest
 import hub_cards
 from evaluator.cli.leaderboard import main
 from evaluator.leaderboard import validate
-from evaluator.leaderboard.registry import load_registry, register_export, user_registry_path
-from evaluator.leaderboard.site import build_site, deduplicate
-from hub_cards import CANONICAL_FINGERPRINTS
+from evaluator.leaderboard.registry import edition_label, load_registry, register_export, user_registry_path
+from evaluator.leaderboard.site import build_site, deduplicate, display_name
+from hub_cards import CANONICAL_FINGERPRINTS, leaderboard_page, published_rows
 from in9_builder.errors import In9Error
-from tests.fixtures_leaderboard import model_running_imports
+from tests.fixtures_leaderboard import LONG_MODEL, long_names, model_running_imports, page_rows, seeds_block
 
 UNPINNED = ["--allow-unpinned"]  # the fixture's models are local folders: no revision to record
 
@@ -584,14 +586,16 @@ def test_build_writes_rows_and_reported_rows_apart(capsys, built_site, eval_subm
         m = doc["metrics"]
         acc = [_pct(m["accuracy"][v]["value"]) for v in ("original", "mixed_same", "mixed_rand")]
         gap = f"{_pct(m['bg_gap']['value'])} [{_pct(m['bg_gap']['ci95'][0])}, {_pct(m['bg_gap']['ci95'][1])}]"
+        name = Path(doc["model"]["id"]).name  # a local model: its folder's name, not its path
         row = (
-            f"| {doc['model']['id']} | unpinned | {doc['model']['num_params'] / 1e3:.1f}k | "
+            f"| {name} (local) | unpinned | {doc['model']['num_params'] / 1e3:.1f}k | "
             f"{' | '.join(acc)} | {gap} | "
             f"{_pct(m['accuracy']['only_bg_t']['value'])} | {_pct(m['challenge']['challenge_accuracy'])} | "
             "top1-mapped | paper | no |"
         )
-        assert reproduced.count(f"| {doc['model']['id']} |") == 1  # the duplicate resolved to one row
+        assert reproduced.count(f"| {name} (local) |") == 1  # the duplicate resolved to one row
         assert row in reproduced, (row, reproduced)
+        assert doc["model"]["id"] not in md
     assert "ResNet-50" not in reproduced
     assert (
         "| ResNet-50 | torchvision resnet50-19c8e357 | IN-1k | 95.6 | 86.2 | 78.9 | 7.3 | – | 22.3 |"
@@ -610,7 +614,7 @@ def test_page_is_self_contained(built_site):
     assert 'src="http' not in html and "url(" not in html and "fetch(" not in html
     assert html.count('<tr data-model="') == 2 + 17
     assert html.count('<span class="badge reported">reported</span></td>') == 17  # every published row
-    assert '<svg id="scatter"' in html and '<svg id="challenge"' in html
+    assert '<svg id="scatter-1" class="scatter"' in html and '<svg id="challenge"' in html
 
 
 def test_build_is_deterministic(tmp_path, eval_submissions):
@@ -619,3 +623,136 @@ def test_build_is_deterministic(tmp_path, eval_submissions):
         build_site(eval_submissions.root, site, registry_path=eval_submissions.registry, allow_unpinned=True)
     assert (a / "index.html").read_bytes() == (b / "index.html").read_bytes()
     assert (a / "leaderboard.md").read_bytes() == (b / "leaderboard.md").read_bytes()
+
+
+def test_local_models_are_named_by_their_folder(built_site, eval_submissions):
+    site, _ = built_site
+    html, md = (site / "index.html").read_text(), (site / "leaderboard.md").read_text()
+    for folder in eval_submissions.folders.values():
+        path = _doc(folder)["model"]["id"]  # in9-eval records a local model by its absolute path
+        name = Path(path).name
+        assert f'title="local folder {path}">{name}<span class="badge local">local</span></td>' in html
+        assert f"| {name} (local) |" in md and path not in md  # the path stays out of the markdown
+
+
+def test_hub_ids_keep_their_name():
+    assert display_name({"id": "org/name", "source": "hub"}) == "org/name"
+    assert display_name({"id": "/data/models/tiny/", "source": "local"}) == "tiny"
+    assert display_name({"id": "C:\\models\\tiny", "source": "local"}) == "tiny"
+    # files written before model.source: an absolute path is a folder, anything else a Hub id
+    assert display_name({"id": "/data/models/tiny"}) == "tiny"
+    assert display_name({"id": "org/name"}) == "org/name"
+
+
+def test_long_hub_names_are_shown_whole(eval_submissions):
+    rows = page_rows(eval_submissions.folders, {"in9": long_names})
+    html = leaderboard_page.render_html(rows, published_rows())
+    md = leaderboard_page.render_markdown(rows, published_rows())
+    cell = re.search(rf'<td class="text wrap" data-value="{re.escape(LONG_MODEL)}">(.*?)</td>', html)
+    assert cell and cell.group(1) == LONG_MODEL  # no folder tooltip, no badge: a Hub id as it is
+    assert f"| {LONG_MODEL} | 0123456789ab |" in md
+    assert 'title="0123456789abcdef0123456789abcdef01234567">0123456789ab</td>' in html
+
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _scatter_panels(html: str) -> dict[str, list[tuple[str, str]]]:
+    """Each scatter panel of a page, by the edition it is titled with: [(point kind, point's edition)]."""
+    panels = {}
+    for text in re.findall(r'<svg id="scatter-\d+".*?</svg>', html, re.S):
+        svg = ET.fromstring(text)
+        title = svg.find(f"{SVG}text[@class='title']").text
+        assert title == f"Data: {svg.get('data-edition')}"
+        points = [el for el in svg.iter() if "pt" in (el.get("class") or "").split()]
+        panels[svg.get("data-edition")] = [
+            (el.get("class").split()[1], el.get("data-edition")) for el in points
+        ]
+    return panels
+
+
+def _as_edition(source: str, edition: str, seed: int | None):
+    def edit(doc):
+        doc["data"] |= {"source": source, "edition": edition, "seed": seed}
+
+    return edit
+
+
+def test_one_scatter_per_edition_and_reported_rows_only_on_the_release(eval_submissions):
+    rows = page_rows(eval_submissions.folders) + page_rows(
+        eval_submissions.folders,
+        {"in1k": _as_edition("synthetic", "seeded", 1), "in9": _as_edition("release", "official", None)},
+    )
+    panels = _scatter_panels(leaderboard_page.render_html(rows, published_rows()))
+    release = edition_label({"source": "release", "edition": "official", "seed": None})
+    assert leaderboard_page.RELEASE_EDITION == release
+    assert sorted(panels) == sorted([release, "synthetic seeded seed=0", "synthetic seeded seed=1"])
+    for edition, points in panels.items():
+        assert {e for _, e in points} == {edition}, edition  # never a point of another edition
+        kinds = [k for k, _ in points]
+        assert kinds.count("reproduced") == sum(r["edition"] == edition for r in rows)
+        assert kinds.count("reported") == (17 if edition == release else 0)
+    with pytest.raises(ValueError, match="another edition"):
+        leaderboard_page.scatter_svg(rows, [], "synthetic seeded seed=0")
+
+
+def test_reported_rows_get_a_release_panel_of_their_own(built_site):
+    site, _ = built_site
+    panels = _scatter_panels((site / "index.html").read_text())
+    assert {e: len(p) for e, p in panels.items()} == {"release official": 17, "synthetic seeded seed=0": 2}
+    assert {k for k, _ in panels["release official"]} == {"reported"}
+
+
+def _md_rows(md: str) -> list[dict[str, str]]:
+    """The first reproduced table of a leaderboard.md as {header: cell} per row."""
+    lines = [line for line in md.split("## Reported")[0].splitlines() if line.startswith("|")]
+    header = [h.strip() for h in lines[0].strip("|").split("|")]
+    return [
+        dict(zip(header, (c.strip() for c in line.strip("|").split("|")), strict=True)) for line in lines[2:]
+    ]
+
+
+def _with_seeds(*summaries, seeds=(0, 1, 2)):
+    def edit(doc):
+        doc["metrics"]["seeds"] = seeds_block(*summaries, seeds=seeds)
+
+    return edit
+
+
+def test_seed_statistics_stand_beside_the_headline_numbers(eval_submissions):
+    docs = {key: _doc(folder) for key, folder in eval_submissions.folders.items()}
+    rows = page_rows(eval_submissions.folders, {"in9": _with_seeds((0.6034, 0.0211), (0.0978, 0.0154))})
+    seeded = next(r for r in rows if r["model"] == docs["in9"]["model"]["id"])
+    assert seeded["seeds"]["n"] == 3 and seeded["seeds"]["seeds"] == [0, 1, 2]
+    assert seeded["seeds"]["mixed_rand"] == pytest.approx({"mean": 60.34, "std": 2.11})
+    assert seeded["seeds"]["bg_gap"] == pytest.approx({"mean": 9.78, "std": 1.54})
+    # the headline numbers stay the submission's own data's
+    assert seeded["mixed_rand"] == 100 * docs["in9"]["metrics"]["accuracy"]["mixed_rand"]["value"]
+    assert seeded["bg_gap"] == 100 * docs["in9"]["metrics"]["bg_gap"]["value"]
+    assert next(r for r in rows if r is not seeded)["seeds"] is None
+
+    md = leaderboard_page.render_markdown(rows, published_rows())
+    table = {r["Model"]: r for r in _md_rows(md)}
+    cells = table["tiny-resnet-in9 (local)"]
+    assert (cells["Mixed-Rand"], cells["Mixed-Rand over seeds"]) == (
+        f"{seeded['mixed_rand']:.1f}",
+        "60.3 ± 2.1 (3 seeds)",
+    )
+    assert cells["BG-gap over seeds"] == "9.8 ± 1.5 (3 seeds)"
+    assert cells["BG-gap [95\u00a0%\u00a0CI]"].startswith(f"{seeded['bg_gap']:.1f} [")
+    assert table["tiny-resnet-in1k (local)"]["Mixed-Rand over seeds"] == "–"
+    headers = list(cells)
+    assert headers.index("Mixed-Rand over seeds") == headers.index("Mixed-Rand") + 1  # beside the headline
+
+    html = leaderboard_page.render_html(rows, published_rows())
+    assert "<span>60.3 ± 2.1</span> <span>(3 seeds)</span>" in html and 'id="seed-note"' in html
+    assert 'title="background-draw seeds 0, 1, 2"' in html
+
+
+def test_one_seed_has_no_spread_and_no_seeds_no_columns(eval_submissions, built_site):
+    rows = page_rows(eval_submissions.folders, {"in9": _with_seeds((0.6, None), (0.1, None), seeds=(4,))})
+    cells = {r["Model"]: r for r in _md_rows(leaderboard_page.render_markdown(rows, published_rows()))}
+    assert cells["tiny-resnet-in9 (local)"]["Mixed-Rand over seeds"] == "60.0 (1 seed)"
+    site, _ = built_site
+    assert "over seeds" not in (site / "leaderboard.md").read_text()
+    assert "over seeds" not in (site / "index.html").read_text()

@@ -5,7 +5,9 @@ label names, trained with AdamW on uint8 image arrays, saved with ``save_pretrai
 processor config, so ``in9-eval --model <folder>`` loads it like any Hub classifier. The evaluator never
 imports this module.
 
-Same arrays, same seed, same thread count: byte-identical weights.
+Same arrays, same seed, same CPU and torch build: byte-identical weights (training runs on one thread, so the
+core count does not matter). Another CPU can differ in the last bits: oneDNN and MKL choose their kernels, and
+so their summation order, per instruction set; the demo's figures move with it (the README says so).
 """
 
 from __future__ import annotations
@@ -120,8 +122,9 @@ def train_classifier(
     pixel_values = to_pixel_values(images)
     targets = torch.from_numpy(np.asarray(labels, dtype=np.int64))
     threads = torch.get_num_threads()
-    # One thread: the same float summation order on every machine (byte-identical weights), and on small
-    # batches it is as fast as two, much faster when the cores are shared.
+    # One thread: the same float summation order whatever the core count (byte-identical weights on one CPU
+    # type; another instruction set picks other kernels), and on small batches it is as fast as two, much
+    # faster when the cores are shared.
     torch.set_num_threads(1)
     try:
         return _train(pixel_values, targets, settings, log)

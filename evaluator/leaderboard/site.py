@@ -9,7 +9,7 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from evaluator.leaderboard.registry import edition_label
@@ -25,8 +25,50 @@ def _acc(doc: Mapping[str, Any], variant: str) -> float | None:
     return None if entry is None else 100.0 * float(entry["value"])
 
 
+# The results.json ``metrics.seeds.summary`` entries the page shows (fractions there, percent in a row).
+SEED_METRICS = ("mixed_same", "mixed_rand", "mixed_next", "bg_gap")
+
+
+def display_name(model: Mapping[str, Any]) -> str:
+    """How the page names a results.json ``model`` block: a local folder by its last path component (its
+    absolute path means nothing to a reader), a Hub id (``org/name``) as it is."""
+    model_id = str(model["id"])
+    # PureWindowsPath splits on both separators: a folder named on Windows or POSIX.
+    return (PureWindowsPath(model_id).name or model_id) if is_local(model) else model_id
+
+
+def is_local(model: Mapping[str, Any]) -> bool:
+    """A model loaded from a folder: ``source`` says so; in files without it, an absolute path."""
+    if model.get("source") is not None:
+        return model["source"] == "local"
+    model_id = str(model["id"])
+    return PurePosixPath(model_id).is_absolute() or PureWindowsPath(model_id).is_absolute()
+
+
+def seed_summary(metrics: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``metrics.seeds`` (the same model on the mixed variants of several background draws) as
+    ``{"n", "seeds", <metric>: {"mean", "std"}}`` in percent; ``std`` None with one seed; None without the
+    block. Read, not validated: an entry that is not a number is left out rather than shown."""
+    block = metrics.get("seeds")
+    if not isinstance(block, Mapping):
+        return None
+    seeds = list(block.get("seeds") or sorted(block.get("per_seed") or {}))
+    summary = block.get("summary") or {}
+    out: dict[str, Any] = {"n": len(seeds), "seeds": seeds}
+    for key in SEED_METRICS:
+        entry = summary.get(key)
+        if isinstance(entry, Mapping) and isinstance(entry.get("mean"), (int, float)):
+            std = entry.get("std")
+            out[key] = {
+                "mean": 100.0 * entry["mean"],
+                "std": 100.0 * std if isinstance(std, (int, float)) else None,
+            }
+    return out
+
+
 def reproduced_row(sub: Submission) -> dict[str, Any]:
-    """A validated submission as a leaderboard row (accuracies in percent)."""
+    """A validated submission as a leaderboard row (accuracies in percent). The headline numbers are the
+    submission's own data's; ``seeds`` (where present) summarises other background draws beside them."""
     doc = sub.doc
     metrics = doc.get("metrics") or {}
     gap = metrics.get("bg_gap") or {}
@@ -34,6 +76,8 @@ def reproduced_row(sub: Submission) -> dict[str, Any]:
     revision = doc["model"].get("revision")
     return {
         "model": doc["model"]["id"],
+        "model_name": display_name(doc["model"]),
+        "local": is_local(doc["model"]),
         "revision": revision or "unpinned",
         "revision_short": (revision or "unpinned").removeprefix("sha256:")[:12],
         "params": doc["model"].get("num_params"),
@@ -51,6 +95,7 @@ def reproduced_row(sub: Submission) -> dict[str, Any]:
         "precision": doc["protocol"].get("precision"),
         # A zero-shot model's classifier is its prompts: two prompt sets are two rows, not duplicates.
         "prompts": _prompts_digest(doc["model"].get("prompts")),
+        "seeds": seed_summary(metrics),
         "edition": edition_label(doc["data"]),
         "created_at": doc.get("created_at") or "",
         "path": str(sub.path),
