@@ -1,4 +1,5 @@
-"""``in9-leaderboard``: validate submissions, build the leaderboard page, register canonical fingerprints.
+"""``in9-leaderboard``: validate submissions, build the leaderboard page, register canonical fingerprints,
+write tables and figures of a folder of results.
 
 Exit codes: 0 all good; 1 some submission was rejected (one line per reason on stderr); 2 a usage or input
 error.
@@ -10,8 +11,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from evaluator.leaderboard.plots import plot_results
 from evaluator.leaderboard.registry import register_export, user_registry_path
 from evaluator.leaderboard.site import build_site
+from evaluator.leaderboard.table import COLUMNS, write_table
 from evaluator.leaderboard.validate import validate_files
 from in9_builder.errors import flag_names, run_command
 
@@ -65,7 +68,30 @@ def _parser() -> argparse.ArgumentParser:
     register.add_argument(
         "--canonical", metavar="FILE", dest="registry_path", default=None, help=_CANONICAL_HELP
     )
+    _add_table_parsers(sub)
     return parser
+
+
+def _add_table_parsers(sub: argparse._SubParsersAction) -> None:
+    results_help = "folder holding results.json files (searched recursively; not validated)"
+    table = sub.add_parser("table", help="one row per results.json under DIR, as CSV or markdown")
+    table.add_argument("results_dir", metavar="DIR", help=results_help)
+    table.add_argument(
+        "--out",
+        metavar="FILE",
+        required=True,
+        help="FILE.csv (the stored values, exact fractions) or FILE.md (percentages, one decimal)",
+    )
+    table.add_argument(
+        "--sort",
+        metavar="COLUMN",
+        default=None,
+        help="order the rows by this column (numbers highest first, missing last; default: path order); "
+        f"columns: {', '.join(COLUMNS)}",
+    )
+    plots = sub.add_parser("plots", help="PNG and PDF figures of the results under DIR, one per data edition")
+    plots.add_argument("results_dir", metavar="DIR", help=results_help)
+    plots.add_argument("--out", metavar="FIGDIR", required=True, help="folder for the figure files")
 
 
 def _report(subs) -> int:
@@ -119,7 +145,29 @@ def _register(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"validate": _validate, "build": _build, "register": _register}
+def _table(args: argparse.Namespace) -> int:
+    rows = write_table(args.results_dir, args.out, sort=args.sort)
+    print(f"{len(rows)} row(s): {args.out}")
+    return 0
+
+
+def _plots(args: argparse.Namespace) -> int:
+    report = plot_results(args.results_dir, args.out)
+    for figure in report.figures:
+        for path in figure["files"]:
+            print(path)
+    for note in report.notes:
+        print(f"note: {note}")
+    return 0
+
+
+COMMANDS = {
+    "validate": _validate,
+    "build": _build,
+    "register": _register,
+    "table": _table,
+    "plots": _plots,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
