@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from bench_eval import bare_forward, make_export
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -108,7 +107,8 @@ def main() -> None:
     n = 9 * args.per_class
     tune_cpu_allocator()  # the baseline gets the allocator in9-eval runs with
     print(
-        f"{args.models} tiny models, {n} images per variant, batch {args.batch_size}, {torch.get_num_threads()} threads"
+        f"{args.models} tiny models, {n} images per variant, batch {args.batch_size}, "
+        f"{torch.get_num_threads()} threads"
     )
     report: dict = {"images_per_variant": n, "models": args.models}
     if "sweep" not in args.skip:
@@ -117,7 +117,8 @@ def main() -> None:
         ratio = bare / swept
         verdict = "OK" if ratio >= 0.9 else "BELOW TARGET"
         print(
-            f"sweep of {args.models} models x 8 variants: {swept:.1f} s ({args.models * 8 * n / swept:.0f} img/s); "
+            f"sweep of {args.models} models x 8 variants: {swept:.1f} s "
+            f"({args.models * 8 * n / swept:.0f} img/s); "
             f"bare forwards {bare:.1f} s; ratio {ratio:.3f} (target >= 0.9) {verdict}"
         )
         report.update(sweep_s=swept, bare_s=bare, sweep_ratio=ratio)
@@ -132,7 +133,8 @@ def main() -> None:
         bare = bare_seconds(folders[:1], 3 * n * args.seeds, args.batch_size)
         cost = seeded - plain
         print(
-            f"--seeds {args.seeds} on one model: run {seeded:.1f} s, without seeds {plain:.1f} s; the draws cost "
+            f"--seeds {args.seeds} on one model: run {seeded:.1f} s, without seeds {plain:.1f} s; the draws "
+            f"cost "
             f"{cost:.1f} s against {bare:.1f} s of bare forward for {args.seeds} x 3 mixed variants "
             f"(ratio {bare / cost:.3f})"
         )

@@ -1,5 +1,5 @@
 """The IN-9 evaluator: ``evaluator.evaluate(model, data="in9", variants=None, config=None, ...) -> Results``
-(with ``EvalConfig``), and ``in9-eval``.
+(with ``EvalConfig``), ``evaluator.evaluate_many(models, data, ...)`` for sweeps, and ``in9-eval``.
 
 Imports are lazy so that ``import evaluator`` (and the leaderboard, which never runs models) stays light.
 """
@@ -15,8 +15,18 @@ if TYPE_CHECKING:
     from evaluator.data import open_data
     from evaluator.model.loading import load_model, wrap_module
     from evaluator.results.schema import Results
+    from evaluator.sweep import ModelSpec, evaluate_many
 
-__all__ = ["EvalConfig", "evaluate", "open_data", "load_model", "wrap_module", "Results"]
+__all__ = [
+    "EvalConfig",
+    "evaluate",
+    "evaluate_many",
+    "ModelSpec",
+    "open_data",
+    "load_model",
+    "wrap_module",
+    "Results",
+]
 
 _HOMES = {
     "evaluate": "evaluator.api",
@@ -25,6 +35,8 @@ _HOMES = {
     "load_model": "evaluator.model.loading",
     "wrap_module": "evaluator.model.loading",
     "Results": "evaluator.results.schema",
+    "evaluate_many": "evaluator.sweep",
+    "ModelSpec": "evaluator.sweep",
 }
 
 

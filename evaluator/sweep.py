@@ -30,6 +30,9 @@ from evaluator.runtime.pixels import PixelStore
 from in9_builder.classes import IMAGE_VARIANTS, parse_variants
 from in9_builder.errors import In9Error
 
+# evaluate() keywords that are not EvalConfig fields and apply to every model of a sweep.
+MODEL_OPTIONS = ("label_map", "prompts", "trust_remote_code", "allow_pickle")
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -196,6 +199,10 @@ def evaluate_many(
     fields = set(EvalConfig.fields())
     config = (config or EvalConfig()).replace(**{k: v for k, v in options.items() if k in fields})
     extra = {k: v for k, v in options.items() if k not in fields}
+    unknown = sorted(set(extra) - set(MODEL_OPTIONS))
+    if unknown:
+        known = ", ".join([*MODEL_OPTIONS, *sorted(fields)])
+        raise In9Error(f"{unknown[0]}: not an option of evaluate_many; known: {known}", argument=unknown[0])
     source = data if isinstance(data, DataSource) else open_data(str(data), limit=config.limit)
     check_seeds(config.seeds, names, source)
     accelerator = accelerator or make_accelerator(config.precision)

@@ -325,6 +325,19 @@ def test_skip_existing_keeps_finished_results_of_the_same_protocol(tiny_models, 
     assert [o.status for o in other] == ["ok"]  # another protocol is not a finished result of this one
 
 
+def test_a_sweep_shows_its_progress_and_refuses_unknown_options(
+    tiny_models, synthetic_export, tmp_path, capsys
+):
+    models = [str(tiny_models["in9"]), str(tiny_models["in1k"])]
+    with pytest.raises(In9Error, match="input_size: not an option of evaluate_many") as err:
+        evaluate_many(models, synthetic_export, input_size=64)
+    assert err.value.argument == "input_size"
+    options = dict(limit=1, use_cache=False, num_workers=0, output_dir=tmp_path)
+    evaluate_many(models, synthetic_export, "original", **options)
+    bars = capsys.readouterr().err
+    assert "models:" in bars and "2/2" in bars and tiny_models["in1k"].name in bars  # done/total, current
+
+
 def _bad(argv, tmp_path, capsys):
     out = tmp_path / "never"
     code = main(argv + ["--output-dir", str(out), *QUIET])
