@@ -42,8 +42,11 @@ def _loader(items, *, batch_size: int, num_workers: int) -> DataLoader:
 
 
 def _run_streams(run: streams.BatchStreams, items, count: int, threads: int) -> None:
-    """One stream, or two batches on one stream first (the first pays one-off set-up) and then several
-    streams if decoding is a real share of the forward, else the rest on this one with threaded decoding."""
+    """One stream, or two batches on one stream first (the first pays one-off set-up) and then:
+    - images decoded as the loop goes: several streams if decoding is a real share of the forward, else the
+      rest on this one with threaded decoding;
+    - images decoded before (a sweep): whichever of one stream and several is faster for this model's forward,
+      timed on the next batches (small models often run faster as two single-threaded streams)."""
     if count == 1:
         run.run()
         return
@@ -51,11 +54,18 @@ def _run_streams(run: streams.BatchStreams, items, count: int, threads: int) -> 
     if probe is None:
         return
     decode_s, forward_s = probe
-    if decode_s >= streams.STREAMS_MIN_DECODE_SHARE * forward_s:
-        run.run_parallel(count, max(1, threads // count))
+    share = max(1, threads // count)
+    if not isinstance(items, DecodedImages):
+        # Each stream's last probe batch (the first pays the stream's set-up): `count` batches at a time.
+        probes = run.run_parallel(count, share, budget=2)
+        if any(p is None for p in probes):
+            return
+        parallel_s = sum(p[1] for p in probes) / count**2  # per batch, the streams running together
+        run.run_parallel(count, share) if parallel_s < forward_s else run.run()
+    elif decode_s >= streams.STREAMS_MIN_DECODE_SHARE * forward_s:
+        run.run_parallel(count, share)
     else:
-        if isinstance(items, DecodedImages):
-            items.threads = min(8, threads)
+        items.threads = min(8, threads)
         run.run()
 
 

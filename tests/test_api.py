@@ -413,11 +413,11 @@ from evaluator.runtime.cpu import allocator_state
 mine = Accelerator(cpu=True)
 state_before = dict(AcceleratorState._shared_state)
 frozen_while_scoring = []
-real = predict._variant_predictions
+real = predict._unit_predictions
 def spy(*args, **kwargs):
     frozen_while_scoring.append(gc.get_freeze_count())
     return real(*args, **kwargs)
-predict._variant_predictions = spy
+predict._unit_predictions = spy
 evaluate({str(tiny_models["in9"])!r}, {str(synthetic_export)!r}, "original", use_cache=False, progress=False,
          cache_dir={str(tmp_path)!r})
 same_state = all(AcceleratorState._shared_state.get(k) is v for k, v in state_before.items())

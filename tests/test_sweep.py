@@ -367,3 +367,25 @@ def test_sweep_input_errors_are_one_line_and_write_nothing(tiny_models, syntheti
     assert line.startswith("error: --seeds 0,1: re-rendering the mixed variants needs the data's fg_mask")
     rev = ["--revision", "abc"]
     assert "pin each model of a sweep as id@revision" in _bad(two + rev + data, tmp_path, capsys)
+
+
+@pytest.mark.parametrize(("parallel_forward_s", "chosen"), [(0.15, "parallel"), (0.25, "one")])
+def test_pre_decoded_images_run_on_whichever_stream_count_is_faster(parallel_forward_s, chosen):
+    from evaluator.predict import _run_streams
+
+    class FakeStreams:  # one stream forwards a batch in 0.1 s; two streams each take parallel_forward_s
+        def __init__(self):
+            self.calls = []
+
+        def run(self, budget=None, num_threads=None):
+            self.calls.append(("one", budget))
+            return (0.0, 0.1)
+
+        def run_parallel(self, streams, num_threads, budget=None):
+            self.calls.append(("parallel", budget))
+            return [(0.0, parallel_forward_s)] * streams
+
+    run = FakeStreams()
+    _run_streams(run, [np.zeros((2, 2, 3), np.uint8)] * 40, 2, 2)
+    # the 2-batch probe on one stream, 2 batches per stream on two, then the rest on the faster
+    assert run.calls == [("one", 2), ("parallel", 2), (chosen, None)]

@@ -60,7 +60,11 @@ class BatchStreams:
             raise
         return last
 
-    def run_parallel(self, streams: int, num_threads: int) -> None:
+    def run_parallel(
+        self, streams: int, num_threads: int, budget: int | None = None
+    ) -> list[tuple[float, float] | None]:
+        """``streams`` threads, each scoring up to ``budget`` batches (all if None); what each
+        :meth:`run` returned (None for a stream that found the loader done)."""
         with ThreadPoolExecutor(streams, thread_name_prefix="in9-stream") as pool:
-            for future in [pool.submit(self.run, None, num_threads) for _ in range(streams)]:
-                future.result()
+            futures = [pool.submit(self.run, budget, num_threads) for _ in range(streams)]
+            return [f.result() for f in futures]
