@@ -459,3 +459,19 @@ def test_table_and_plots_cli_in_a_subprocess(results, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.decode().splitlines()) == len(list((tmp_path / "figs").iterdir())) == 6
+
+
+def test_results_on_different_data_of_one_edition_label_never_share_a_panel():
+    def data(fingerprint, limit=None, source="synthetic", edition="seeded", seed=0):
+        fp = {"original": {"fingerprint": f"sha256:{fingerprint}", "count": 36}}
+        return {"source": source, "edition": edition, "seed": seed, "limit": limit, "variants": fp}
+
+    official = data("cafe0000", source="release", edition="official", seed=None)
+    blocks = [data("aaaa1111"), data("bbbb2222"), data("aaaa1111"), data("aaaa1111", limit=2), official]
+    assert plots.data_labels(blocks) == [
+        "synthetic seeded seed=0, data aaaa1111",  # two exports (sizes) under one label: told apart
+        "synthetic seeded seed=0, data bbbb2222",
+        "synthetic seeded seed=0, data aaaa1111",
+        "synthetic seeded seed=0, first 2 per class",  # a smoke run is not the full data
+        plots.OFFICIAL_EDITION,  # the only label the published rows are drawn with
+    ]

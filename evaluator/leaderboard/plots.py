@@ -495,11 +495,29 @@ def _edition_figures(mpl: SimpleNamespace, out: Path, edition: str, series: list
     return report
 
 
+def data_labels(blocks: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What each result's figures are titled and grouped by: its edition, narrowed so that results on
+    different data never share a panel. A ``--limit`` run says so; results of one edition label on different
+    data (two synthetic exports of other sizes) add their Original fingerprint."""
+    keys = []
+    for data in blocks:
+        limit = data.get("limit")
+        fingerprint = ((data.get("variants") or {}).get("original") or {}).get("fingerprint") or ""
+        label = edition_label(data) + (f", first {limit} per class" if limit else "")
+        keys.append((label, fingerprint.removeprefix("sha256:")[:8]))
+    shared = {label for label, _ in keys if len({fp for other, fp in keys if other == label}) > 1}
+    return [f"{label}, data {fp or 'unknown'}" if label in shared else label for label, fp in keys]
+
+
 def plot_results(results_dir: str | os.PathLike, out: str | os.PathLike) -> PlotReport:
     """Draw the figures of every results.json under ``results_dir`` into the folder ``out`` (PNG and PDF,
     each written atomically), one file per figure and data edition."""
     mpl = _matplotlib()
-    rows = [table_row(d, results_dir) for d in read_documents(results_dir)]
+    documents = read_documents(results_dir)
+    labels = data_labels([d.doc.get("data") or {} for d in documents])
+    rows = [
+        {**table_row(d, results_dir), "edition": label} for d, label in zip(documents, labels, strict=True)
+    ]
     folder = Path(out)
     if folder.exists() and not folder.is_dir():
         raise In9Error(f"out={folder}: is a file; pass a folder for the figures", argument="out")
