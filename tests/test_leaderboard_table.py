@@ -462,16 +462,18 @@ def test_table_and_plots_cli_in_a_subprocess(results, tmp_path):
 
 
 def test_results_on_different_data_of_one_edition_label_never_share_a_panel():
-    def data(fingerprint, limit=None, source="synthetic", edition="seeded", seed=0):
-        fp = {"original": {"fingerprint": f"sha256:{fingerprint}", "count": 36}}
-        return {"source": source, "edition": edition, "seed": seed, "limit": limit, "variants": fp}
+    def data(prints, limit=None, source="synthetic", edition="seeded", seed=0):
+        variants = {v: {"fingerprint": f"sha256:{fp}", "count": 36} for v, fp in prints.items()}
+        return {"source": source, "edition": edition, "seed": seed, "limit": limit, "variants": variants}
 
-    official = data("cafe0000", source="release", edition="official", seed=None)
-    blocks = [data("aaaa1111"), data("bbbb2222"), data("aaaa1111"), data("aaaa1111", limit=2), official]
+    small, large = {"original": "aaaa1111", "mixed_rand": "aaaa2222"}, {"original": "bbbb1111"}
+    official = data({"original": "cafe0000"}, source="release", edition="official", seed=None)
+    only_mixed = data({"mixed_rand": "aaaa2222"})  # shares a fingerprint with the small export's result
+    blocks = [data(small), data(large), only_mixed, data(small, limit=2), official]
     assert plots.data_labels(blocks) == [
         "synthetic seeded seed=0, data aaaa1111",  # two exports (sizes) under one label: told apart
-        "synthetic seeded seed=0, data bbbb2222",
-        "synthetic seeded seed=0, data aaaa1111",
+        "synthetic seeded seed=0, data bbbb1111",
+        "synthetic seeded seed=0, data aaaa1111",  # the same data, named by the group's Original
         "synthetic seeded seed=0, first 2 per class",  # a smoke run is not the full data
         plots.OFFICIAL_EDITION,  # the only label the published rows are drawn with
     ]

@@ -497,16 +497,45 @@ def _edition_figures(mpl: SimpleNamespace, out: Path, edition: str, series: list
 
 def data_labels(blocks: Sequence[Mapping[str, Any]]) -> list[str]:
     """What each result's figures are titled and grouped by: its edition, narrowed so that results on
-    different data never share a panel. A ``--limit`` run says so; results of one edition label on different
-    data (two synthetic exports of other sizes) add their Original fingerprint."""
-    keys = []
-    for data in blocks:
-        limit = data.get("limit")
-        fingerprint = ((data.get("variants") or {}).get("original") or {}).get("fingerprint") or ""
-        label = edition_label(data) + (f", first {limit} per class" if limit else "")
-        keys.append((label, fingerprint.removeprefix("sha256:")[:8]))
-    shared = {label for label, _ in keys if len({fp for other, fp in keys if other == label}) > 1}
-    return [f"{label}, data {fp or 'unknown'}" if label in shared else label for label, fp in keys]
+    different data never share a panel. A ``--limit`` run says so; results under one edition label are on the
+    same data when they share the fingerprint of some variant (one scored Original, another only the mixed
+    variants), and different data (two synthetic exports of other sizes) adds a fingerprint to the label."""
+    labels = [
+        edition_label(d) + (f", first {d['limit']} per class" if d.get("limit") else "") for d in blocks
+    ]
+    prints = [
+        {(v, (e or {}).get("fingerprint")) for v, e in (d.get("variants") or {}).items()} for d in blocks
+    ]
+    group = list(range(len(blocks)))  # union-find: results of one label sharing a (variant, fingerprint)
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            i = group[i]
+        return i
+
+    for i in range(len(blocks)):
+        for j in range(i):
+            if labels[i] == labels[j] and prints[i] & prints[j]:
+                group[root(i)] = root(j)
+    roots = [root(i) for i in range(len(blocks))]
+    groups_per_label: dict[str, set[int]] = {}
+    for label, r in zip(labels, roots, strict=True):
+        groups_per_label.setdefault(label, set()).add(r)
+    return [
+        f"{label}, data {_data_tag(blocks, roots, r)}" if len(groups_per_label[label]) > 1 else label
+        for label, r in zip(labels, roots, strict=True)
+    ]
+
+
+def _data_tag(blocks: Sequence[Mapping[str, Any]], roots: list[int], root: int) -> str:
+    """The first 8 hex digits of the group's Original fingerprint (else its first variant's, paper order)."""
+    found = {}
+    for block, r in zip(blocks, roots, strict=True):
+        if r == root:
+            for variant, entry in (block.get("variants") or {}).items():
+                found.setdefault(variant, (entry or {}).get("fingerprint") or "")
+    first = next((v for v in IMAGE_VARIANTS if v in found), next(iter(found), None))
+    return found[first].removeprefix("sha256:")[:8] if first and found[first] else "unknown"
 
 
 def plot_results(results_dir: str | os.PathLike, out: str | os.PathLike) -> PlotReport:
