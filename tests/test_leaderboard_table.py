@@ -477,3 +477,18 @@ def test_results_on_different_data_of_one_edition_label_never_share_a_panel():
         "synthetic seeded seed=0, first 2 per class",  # a smoke run is not the full data
         plots.OFFICIAL_EDITION,  # the only label the published rows are drawn with
     ]
+
+
+def test_markdown_names_a_local_model_by_its_folder_and_the_csv_keeps_the_path(tmp_path):
+    local = make_doc("/tmp/somewhere/models/tiny-resnet-original", {"original": 0.5}, revision=None)
+    local["model"]["source"] = "local"
+    write_doc(tmp_path / "in" / "a", local)
+    write_doc(tmp_path / "in" / "b", make_doc("org/resnet-50", {"original": 0.75}))
+    assert main(["table", str(tmp_path / "in"), "--out", str(tmp_path / "t.md")]) == 0
+    assert main(["table", str(tmp_path / "in"), "--out", str(tmp_path / "t.csv")]) == 0
+    text = (tmp_path / "t.md").read_text()
+    assert "| tiny-resnet-original |" in text and "/tmp/somewhere" not in text and "| org/resnet-50 |" in text
+    assert [r["model"] for r in _csv(tmp_path / "t.csv")] == [
+        "/tmp/somewhere/models/tiny-resnet-original",
+        "org/resnet-50",
+    ]

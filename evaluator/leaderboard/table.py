@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluator.leaderboard.registry import edition_label
-from evaluator.leaderboard.site import find_submissions
+from evaluator.leaderboard.site import display_name, find_submissions
 from evaluator.results.schema import SCHEMA
 from hub_cards import CONFIG_TITLES
 from in9_builder.atomic import atomic_write_text
@@ -133,6 +133,8 @@ def table_row(document: Document, root: str | os.PathLike | None = None) -> dict
     ci = gap.get("ci95") if isinstance(gap.get("ci95"), list) and len(gap["ci95"]) == 2 else [None, None]
     row = {
         "model": model.get("id"),
+        # What the markdown shows (a local folder by its name, as the page does); the CSV keeps the id.
+        "model_name": display_name(model) if model.get("id") is not None else None,
         "revision": model.get("revision"),
         "params": model.get("num_params"),
         "input_size": input_size(model, protocol),
@@ -247,7 +249,7 @@ def _text(value: Any) -> str:
 
 # (header, cell) of the markdown table: CSV columns merged where a person reads them together.
 MD_COLUMNS = (
-    ("Model", lambda r: _text(r["model"])),
+    ("Model", lambda r: _text(r.get("model_name") or r["model"])),
     ("Revision", lambda r: _text(r["revision"] and str(r["revision"]).removeprefix("sha256:")[:12])),
     ("Params", lambda r: _params(r["params"])),
     ("Input", lambda r: _text(r["input_size"])),
