@@ -139,6 +139,8 @@ def finished_result(
     except (OSError, json.JSONDecodeError):
         return False
     model, recorded = doc.get("model") or {}, (doc.get("data") or {}).get("variants") or {}
+    if not _same_model(str(model.get("id")), spec.id):  # another model with the same folder name
+        return False
     if spec.revision and not str(model.get("revision") or "").startswith(spec.revision):
         return False
     if doc.get("protocol") != config.protocol(source.limit):
@@ -146,6 +148,13 @@ def finished_result(
     if config.challenge and "challenge" not in (doc.get("metrics") or {}):
         return False
     return all((recorded.get(v) or {}).get("fingerprint") == source.fingerprint(v) for v in variants)
+
+
+def _same_model(recorded: str, wanted: str) -> bool:
+    """A Hub id as written; a local folder by its resolved path (``./m`` and ``/abs/m`` are one model)."""
+    if recorded == wanted:
+        return True
+    return Path(recorded).expanduser().resolve() == Path(wanted).expanduser().resolve()
 
 
 def is_finished(

@@ -323,6 +323,13 @@ def test_skip_existing_keeps_finished_results_of_the_same_protocol(tiny_models, 
         **options,
     )
     assert [o.status for o in other] == ["ok"]  # another protocol is not a finished result of this one
+    namesake = tmp_path / "elsewhere" / tiny_models["in1k"].name  # same folder name, another model
+    namesake.parent.mkdir()
+    namesake.symlink_to(tiny_models["in9"], target_is_directory=True)
+    other = evaluate_many(
+        [str(namesake)], synthetic_export, output_dir=tmp_path, skip_existing=True, **options
+    )
+    assert [o.status for o in other] == ["ok"]  # in1k's folder holds another model's result
 
 
 def test_a_sweep_shows_its_progress_and_refuses_unknown_options(
