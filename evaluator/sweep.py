@@ -24,6 +24,8 @@ from evaluator.api import evaluate
 from evaluator.config import EvalConfig, pixel_store_parent
 from evaluator.data import DataSource, open_data
 from evaluator.images import RunImages, check_seeds
+from evaluator.model.hub import offline
+from evaluator.results.report import pct, text_table
 from evaluator.results.schema import RESULTS_FILE, Results, model_slug
 from evaluator.runtime.accelerator import make_accelerator
 from evaluator.runtime.pixels import PixelStore
@@ -101,16 +103,10 @@ def check_model_id(spec: ModelSpec) -> str | None:
         validate_repo_id(spec.id)
     except HFValidationError:
         return f"{spec.id!r}: neither a local folder nor a Hub model id (org/name)"
-    if _offline() and not isinstance(try_to_load_from_cache(spec.id, "config.json", spec.revision), str):
+    if offline() and not isinstance(try_to_load_from_cache(spec.id, "config.json", spec.revision), str):
         where = f" at revision {spec.revision}" if spec.revision else ""
         return f"{spec.id!r}{where}: not in the local Hub cache, and the Hub is offline (HF_HUB_OFFLINE=1)"
     return None
-
-
-def _offline() -> bool:
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE)
 
 
 def check_slugs(specs: Sequence[ModelSpec]) -> None:
@@ -157,6 +153,18 @@ def _same_model(recorded: str, wanted: str) -> bool:
     return Path(recorded).expanduser().resolve() == Path(wanted).expanduser().resolve()
 
 
+def split_options(config: EvalConfig, options: dict) -> tuple[EvalConfig, dict]:
+    """``config`` with the options that are its fields, and the per-model ``evaluate()`` keywords; any other
+    name is an error that lists the known ones."""
+    fields = set(EvalConfig.fields())
+    extra = {k: v for k, v in options.items() if k not in fields}
+    unknown = sorted(set(extra) - set(MODEL_OPTIONS))
+    if unknown:
+        known = ", ".join([*MODEL_OPTIONS, *sorted(fields)])
+        raise In9Error(f"{unknown[0]}: not an option of evaluate_many; known: {known}", argument=unknown[0])
+    return config.replace(**{k: v for k, v in options.items() if k in fields}), extra
+
+
 def is_finished(
     folder: str | os.PathLike,
     spec: ModelSpec,
@@ -165,8 +173,7 @@ def is_finished(
     **options,
 ) -> bool:
     """:func:`finished_result` for ``evaluate()``-style arguments (the :class:`EvalConfig` fields)."""
-    fields = set(EvalConfig.fields())
-    config = EvalConfig().replace(**{k: v for k, v in options.items() if k in fields})
+    config, _ = split_options(EvalConfig(), options)
     source = data if isinstance(data, DataSource) else open_data(str(data), limit=config.limit)
     names = parse_variants(variants, IMAGE_VARIANTS)
     return finished_result(Path(folder), spec, config, source, names)
@@ -205,13 +212,7 @@ def evaluate_many(
     specs = [m if isinstance(m, ModelSpec) else ModelSpec.parse(str(m)) for m in models]
     check_slugs(specs)
     names = parse_variants(variants, IMAGE_VARIANTS)
-    fields = set(EvalConfig.fields())
-    config = (config or EvalConfig()).replace(**{k: v for k, v in options.items() if k in fields})
-    extra = {k: v for k, v in options.items() if k not in fields}
-    unknown = sorted(set(extra) - set(MODEL_OPTIONS))
-    if unknown:
-        known = ", ".join([*MODEL_OPTIONS, *sorted(fields)])
-        raise In9Error(f"{unknown[0]}: not an option of evaluate_many; known: {known}", argument=unknown[0])
+    config, extra = split_options(config or EvalConfig(), options)
     source = data if isinstance(data, DataSource) else open_data(str(data), limit=config.limit)
     check_seeds(config.seeds, names, source)
     accelerator = accelerator or make_accelerator(config.precision)
@@ -257,30 +258,18 @@ def _one_model(spec, images, names, config, root, skip_existing, accelerator, ex
 
 
 def sweep_table(outcomes: Sequence[ModelOutcome]) -> str:
-    """The summary printed at the end of a sweep: one line per model."""
-    header = ("model", "status", "original %", "mixed_rand %", "bg_gap pp", "seconds", "")
+    """The summary printed at the end of a sweep: one line per model, its failure reason last."""
+    header = ("model", "status", "original %", "mixed_rand %", "bg_gap pp", "seconds")
     rows = [header] + [_table_row(o) for o in outcomes]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
-    lines = []
-    for i, row in enumerate(rows):
-        cells = [
-            c.ljust(w) if j < 2 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths, strict=False))
-        ]
-        lines.append("  ".join(cells + [row[-1]]).rstrip())
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths))
+    notes = [""] + [o.error or (f"kept {o.folder}" if o.status == "skipped" else "") for o in outcomes]
     failed = sum(o.status == "failed" for o in outcomes)
-    lines.append(f"\n{len(outcomes)} models: {len(outcomes) - failed} scored or skipped, {failed} failed")
-    return "\n".join(lines)
+    summary = f"\n{len(outcomes)} models: {len(outcomes) - failed} scored or skipped, {failed} failed"
+    return "\n".join([*text_table(rows, left=2, notes=notes), summary])
 
 
 def _table_row(outcome: ModelOutcome) -> tuple[str, ...]:
     metrics = outcome.results.metrics if outcome.results is not None else {}
     acc = metrics.get("accuracy", {})
-
-    def pct(value) -> str:
-        return "–" if value is None else f"{100 * value:.1f}"
-
     return (
         _name(outcome.spec),
         outcome.status,
@@ -288,5 +277,4 @@ def _table_row(outcome: ModelOutcome) -> tuple[str, ...]:
         pct((acc.get("mixed_rand") or {}).get("value")),
         pct((metrics.get("bg_gap") or {}).get("value")),
         f"{outcome.seconds:.0f}" if outcome.status != "skipped" else "–",
-        outcome.error or ("" if outcome.status != "skipped" else f"kept {outcome.folder}"),
     )

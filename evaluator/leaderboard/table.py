@@ -27,9 +27,7 @@ from in9_builder.classes import IMAGE_VARIANTS, MIXED_VARIANTS
 from in9_builder.errors import In9Error
 
 SEEDED = (*MIXED_VARIANTS, "bg_gap")  # what metrics.seeds.summary may hold
-# The columns that hold numbers (sorted highest first); the others are text.
-NUMBER_COLUMNS = (
-    "params",
+METRIC_COLUMNS = (
     *IMAGE_VARIANTS,
     "bg_gap",
     "bg_gap_ci95_low",
@@ -37,26 +35,16 @@ NUMBER_COLUMNS = (
     "original_minus_only_fg",
     "challenge_accuracy",
     "bg_class_fooling_rate",
-    *(f"{name}_seed_{stat}" for name in SEEDED for stat in ("mean", "std")),
 )
+SEED_COLUMNS = tuple(f"{name}_seed_{stat}" for name in SEEDED for stat in ("mean", "std"))
+# The columns that hold numbers (sorted highest first); the others are text.
+NUMBER_COLUMNS = ("params", *METRIC_COLUMNS, *SEED_COLUMNS)
 # The CSV columns, in order; --sort takes any of them.
 COLUMNS: tuple[str, ...] = (
-    "model",
-    "revision",
-    "params",
-    "input_size",
-    "preprocess",
-    "label_mode",
-    "precision",
-    *IMAGE_VARIANTS,
-    "bg_gap",
-    "bg_gap_ci95_low",
-    "bg_gap_ci95_high",
-    "original_minus_only_fg",
-    "challenge_accuracy",
-    "bg_class_fooling_rate",
+    *("model", "revision", "params", "input_size", "preprocess", "label_mode", "precision"),
+    *METRIC_COLUMNS,
     "seeds",
-    *(f"{name}_seed_{stat}" for name in SEEDED for stat in ("mean", "std")),
+    *SEED_COLUMNS,
     "edition",
     "path",
 )

@@ -8,7 +8,8 @@ from pathlib import Path
 from in9_builder.errors import In9Error
 
 
-def _offline() -> bool:
+def offline() -> bool:
+    """Whether the Hub is switched off (HF_HUB_OFFLINE), as huggingface_hub reads it."""
     from huggingface_hub import constants
 
     return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "0").lower() in (
@@ -55,7 +56,7 @@ def fetch_hub(model: str, revision: str | None, *, allow_pickle: bool) -> tuple[
             "`hf auth login`); check the id or pass a local folder"
         ) from None
     except LocalEntryNotFoundError:
-        state = "offline (HF_HUB_OFFLINE=1)" if _offline() else "the Hub could not be reached"
+        state = "offline (HF_HUB_OFFLINE=1)" if offline() else "the Hub could not be reached"
         raise In9Error(
             f"model={where}: not a local folder and not in the Hub cache, and {state}; download it "
             "first with network access or pass a local folder"

@@ -6,6 +6,7 @@ never disagree.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from in9_builder.classes import CLASS_NAMES, IMAGE_VARIANTS
@@ -93,20 +94,25 @@ def context(results: Results) -> str:
     )
 
 
+def text_table(rows: Sequence[Sequence[str]], left: int = 1, notes: Sequence[str] | None = None) -> list[str]:
+    """A header row, a rule and the rows, columns aligned (the first ``left`` to the left, the rest to the
+    right); ``notes`` (one per row, header included) follow each line unaligned."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for i, row in enumerate(rows):
+        cells = [
+            c.ljust(w) if j < left else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells + ([notes[i]] if notes else [])).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return lines
+
+
 def console_table(results: Results) -> str:
     """The human summary printed at the end of a run."""
     rows = [("variant", "acc %", "95% CI", "correct")] + summary_rows(results)
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = [context(results), ""]
-    for i, row in enumerate(rows):
-        lines.append(
-            "  ".join(
-                c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths, strict=True))
-            )
-        )
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    lines.append("")
+    lines = [context(results), "", *text_table(rows), ""]
     lines += [f"{name}: {value}" for name, value in headline(results)]
     return "\n".join(lines)
 
